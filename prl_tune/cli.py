@@ -1,0 +1,103 @@
+"""The ``prl-tune`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from prl_tune import __version__
+from prl_tune.config import SpecError, load_spec, parse_override
+
+EXIT_BAD_INPUT = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 but got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 but got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prl-tune",
+        description="Tune the probabilistic learning-rate scheduler (PLRS) with Optuna.",
+    )
+    parser.add_argument("--version", action="version", version=f"prl-tune {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    tune = commands.add_parser(
+        "tune",
+        help="run or resume the study a TOML file describes",
+        description="Run (or resume) a study until it holds n_trials trials.",
+    )
+    tune.add_argument("study_file", metavar="STUDY.toml", help="the study file")
+    tune.add_argument("--storage", help="storage URL (overrides [study] storage)")
+    tune.add_argument(
+        "--n-trials", type=_positive_int, help="the study's total trial budget (overrides file)"
+    )
+    tune.add_argument("--workers", type=_positive_int, help="worker processes sharing the storage")
+    tune.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one field of the study file (TOML value), e.g. --set task.epochs=2",
+    )
+    tune.add_argument("--quiet", action="store_true", help="print only the final summary")
+
+    summary = commands.add_parser("summary", help="print the summary of a stored study")
+    summary.add_argument("--storage", required=True, help="storage URL")
+    summary.add_argument("--study", required=True, help="study name")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``prl-tune``; returns the exit code (2 for bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "tune":
+            return _tune(args)
+        return _summary(args)
+    except SpecError as exc:
+        print(f"prl-tune: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _tune(args: argparse.Namespace) -> int:
+    overrides = dict(parse_override(text) for text in args.overrides)
+    spec = load_spec(args.study_file, overrides=overrides)
+    from prl_tune.backends import run_study
+    from prl_tune.report import format_summary
+
+    stream = None if args.quiet else sys.stderr
+    study = run_study(
+        spec, n_trials=args.n_trials, workers=args.workers, storage=args.storage, stream=stream
+    )
+    if args.quiet:
+        print(format_summary(study))
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    import optuna
+
+    from prl_tune.report import format_summary
+    from prl_tune.store import check_storage_url
+
+    check_storage_url(args.storage)
+    try:
+        study = optuna.load_study(study_name=args.study, storage=args.storage)
+    except KeyError:
+        raise SpecError(f"--study: no study named {args.study!r} in {args.storage!r}.") from None
+    print(format_summary(study))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

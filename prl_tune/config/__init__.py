@@ -1,0 +1,19 @@
+"""Study files: TOML validated once into a ``StudySpec``."""
+
+from prl_tune.config._spec import (
+    DEFAULT_STORAGE,
+    SpecError,
+    StudySpec,
+    load_spec,
+    parse_override,
+    spec_differences,
+)
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "SpecError",
+    "StudySpec",
+    "load_spec",
+    "parse_override",
+    "spec_differences",
+]

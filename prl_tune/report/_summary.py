@@ -1,0 +1,165 @@
+"""Terminal views of a study, built on Optuna's public API only (whichever backend wrote it)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from typing import IO, Any
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return "-" if value is None else str(value)
+
+
+def _schedule(trial: FrozenTrial) -> str:
+    attrs = trial.user_attrs
+    name = attrs.get("scheduler", "plrs")
+    if "lr_min" in attrs:
+        return f"{name} lr_min={_fmt(attrs['lr_min'])} lr_max={_fmt(attrs['lr_max'])}"
+    if "lr" in attrs:
+        return f"{name} lr={_fmt(attrs['lr'])}"
+    return name
+
+
+class Progress:
+    """Prints a line per finished trial: n/N, its result, the best so far, elapsed and ETA.
+
+    Args:
+        total: the study's trial budget.
+        direction: the study's direction (for "best").
+        stream: where to print; ``None`` prints nothing.
+        workers: trials run at once (for the ETA).
+    """
+
+    def __init__(
+        self,
+        total: int,
+        direction: StudyDirection,
+        *,
+        stream: IO[str] | None,
+        workers: int = 1,
+    ) -> None:
+        self.total = total
+        self.direction = direction
+        self.stream = stream
+        self.workers = workers
+        self._seen: set[int] = set()
+        self._started = time.monotonic()
+        self._durations: list[float] = []
+
+    def start(self, study: optuna.Study) -> None:
+        """Note the trials already finished (a resumed study) so only new ones are printed."""
+        done = [t for t in study.get_trials(deepcopy=False) if t.state in _FINISHED]
+        self._seen = {t.number for t in done}
+        if self.stream is not None:
+            verb = "resuming" if done else "starting"
+            print(
+                f"{verb} study {study.study_name!r}: {len(done)}/{self.total} trials done, "
+                f"{self.workers} worker(s)",
+                file=self.stream,
+                flush=True,
+            )
+
+    def update(self, study: optuna.Study) -> None:
+        """Print the trials that finished since the last call."""
+        trials = study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state in _FINISHED]
+        new = sorted((t for t in finished if t.number not in self._seen), key=lambda t: t.number)
+        if not new:
+            return
+        for trial in new:
+            self._seen.add(trial.number)
+            if trial.duration is not None:
+                self._durations.append(trial.duration.total_seconds())
+        if self.stream is None:
+            return
+        best = _best(trials, self.direction)
+        done = len(finished)
+        elapsed = time.monotonic() - self._started
+        remaining = max(0, self.total - done)
+        per_trial = sum(self._durations) / len(self._durations) if self._durations else 0.0
+        eta = remaining * per_trial / max(1, self.workers)
+        for trial in new:
+            result = _fmt(trial.value) if trial.state == TrialState.COMPLETE else ""
+            why = trial.user_attrs.get("prune_reason") or trial.user_attrs.get("error") or ""
+            best_text = f"best {_fmt(best.value)} (#{best.number})" if best else "best -"
+            print(
+                f"[{done:>{len(str(self.total))}}/{self.total}] trial {trial.number} "
+                f"{trial.state.name} {result} {_schedule(trial)}"
+                f"{' (' + str(why)[:80] + ')' if why else ''} | {best_text} | "
+                f"{_fmt_duration(elapsed)} elapsed, ETA {_fmt_duration(eta)}",
+                file=self.stream,
+                flush=True,
+            )
+
+
+def _best(trials: list[FrozenTrial], direction: StudyDirection) -> FrozenTrial | None:
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if not complete:
+        return None
+    pick = max if direction == StudyDirection.MAXIMIZE else min
+    return pick(complete, key=lambda t: float(t.value))  # type: ignore[arg-type]
+
+
+def format_summary(study: optuna.Study, *, top: int = 5) -> str:
+    """The study as text: trials by state, the best trial's schedule, the top trials."""
+    trials = study.get_trials(deepcopy=False)
+    states = Counter(t.state.name for t in trials)
+    metric = (study.user_attrs.get("prl_tune.spec") or {}).get("study", {}).get("metric", "value")
+    lines = [f"study {study.study_name!r}: {len(trials)} trials"]
+    lines.append(
+        "  by state: " + ", ".join(f"{name} {count}" for name, count in sorted(states.items()))
+    )
+    best = _best(trials, study.direction)
+    if best is None:
+        lines.append("  no completed trial yet")
+        return "\n".join(lines)
+    attrs = best.user_attrs
+    lines.append(f"  best {metric}: {_fmt(best.value)} (trial {best.number})")
+    lines.append(f"  best scheduler: {attrs.get('scheduler', 'plrs')}")
+    for key in ("lr_min", "lr_max", "lr_center", "lr"):
+        if key in attrs:
+            lines.append(f"  best {key}: {_fmt(attrs[key])}")
+    ranked = sorted(
+        (t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
+        key=lambda t: float(t.value),  # type: ignore[arg-type]
+        reverse=study.direction == StudyDirection.MAXIMIZE,
+    )[:top]
+    header = ["trial", metric, "scheduler", "lr_min", "lr_max", "lr_center", "lr"]
+    rows = [
+        [
+            str(t.number),
+            _fmt(t.value),
+            str(t.user_attrs.get("scheduler", "plrs")),
+            *(_fmt(t.user_attrs.get(k)) for k in ("lr_min", "lr_max", "lr_center", "lr")),
+        ]
+        for t in ranked
+    ]
+    lines.append(f"  top {len(rows)} trials:")
+    lines.extend("    " + line for line in format_table(header, rows).splitlines())
+    return "\n".join(lines)
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    """A plain fixed-width text table."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    out.extend("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
+    return "\n".join(line.rstrip() for line in out)

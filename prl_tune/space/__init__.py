@@ -1,0 +1,6 @@
+"""Search spaces: written once, rendered for Optuna and for Ray Tune."""
+
+from prl_tune.space._plrs_space import PLRSSpace
+from prl_tune.space._scheduler_space import ALL_SCHEDULERS, SchedulerSpace
+
+__all__ = ["ALL_SCHEDULERS", "PLRSSpace", "SchedulerSpace"]

@@ -1,0 +1,118 @@
+"""Storage URLs: an Optuna ``RDBStorage`` on SQLite by default, any SQLAlchemy URL otherwise."""
+
+from __future__ import annotations
+
+import sqlite3
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from prl_tune.config import SpecError
+
+#: Seconds a SQLite connection waits for another writer's lock before failing. Optuna's worker
+#: processes write in short transactions (a trial's creation, a reported value, a state change),
+#: so waits are short, but the 5 s default of Python's sqlite3 was not enough under 4 workers
+#: that finish tiny trials at once; 60 s never ran out in ``benchmarks/sqlite_workers.py``.
+SQLITE_BUSY_TIMEOUT_S = 60.0
+
+#: Heartbeat of a running trial: a trial whose process died (killed, machine lost) is marked FAIL
+#: by the next run after ``HEARTBEAT_GRACE_S`` without a beat, so a resumed study re-runs it.
+HEARTBEAT_INTERVAL_S = 10
+HEARTBEAT_GRACE_S = 60
+
+
+class StorageError(SpecError):
+    """A storage URL that cannot be used: malformed, unreachable, or a missing folder."""
+
+
+def check_storage_url(url: str) -> None:
+    """Check that ``url`` can be opened, without creating anything; raise ``StorageError``."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StorageError(
+            f"storage: must be a SQLAlchemy URL like {_EXAMPLE} but got {url!r}."
+        ) from exc
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:"):
+            raise StorageError(
+                f"storage: a SQLite store must name a file (an in-memory one is lost at exit and "
+                f"unseen by worker processes) but got {url!r}."
+            )
+        folder = Path(database).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise StorageError(f"storage: folder {str(folder)!r} does not exist; got {url!r}.")
+        return
+    try:
+        engine = create_engine(url, connect_args=_connect_timeout(parsed.get_backend_name()))
+    except ImportError as exc:
+        raise StorageError(
+            f"storage: cannot use {url!r}: its database driver is missing ({exc}); for "
+            f"PostgreSQL: pip install 'prl_tune[postgres]'."
+        ) from exc
+    except (ArgumentError, SQLAlchemyError) as exc:
+        raise StorageError(f"storage: cannot use {url!r}: {_first_line(exc)}") from exc
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        raise StorageError(f"storage: cannot connect to {url!r}: {_first_line(exc)}") from exc
+    finally:
+        engine.dispose()
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Open (and create if needed) the Optuna storage at ``url``.
+
+    SQLite files are switched to WAL journaling (readers never block the writer, and the
+    setting stays with the file) and get a long busy timeout so several worker processes can
+    share one file; a running trial records heartbeats so a crashed worker's trial is failed and
+    re-run on resume.
+    """
+    check_storage_url(url)
+    engine_kwargs: dict[str, Any] = {}
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        _enable_wal(Path(parsed.database or "").expanduser())
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=HEARTBEAT_INTERVAL_S,
+            grace_period=HEARTBEAT_GRACE_S,
+        )
+
+
+def _enable_wal(path: Path) -> None:
+    connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
+
+
+def _connect_timeout(backend: str) -> dict[str, Any]:
+    if backend in ("postgresql", "mysql"):
+        return {"connect_timeout": 10}
+    return {}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_EXAMPLE = "'sqlite:///prl_tune.db' or 'postgresql://user@host/db'"

@@ -1,0 +1,52 @@
+"""Choosing the torch device a task and its training run live on."""
+
+from __future__ import annotations
+
+import torch
+
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def select_device(spec: str | torch.device = "auto") -> torch.device:
+    """Resolve a device specification to a ``torch.device`` that exists on this machine.
+
+    Example:
+        >>> select_device("cpu")
+        device(type='cpu')
+
+    Args:
+        spec: ``"auto"`` (default) picks ``"cuda"`` when ``torch.cuda.is_available()`` and
+            ``"cpu"`` otherwise. ``"cpu"``, ``"cuda"``, ``"cuda:<index>"`` and ``"mps"`` (or the
+            equivalent ``torch.device``) are accepted as they are, after checking that the
+            device exists; there is no silent fallback to the CPU.
+
+    Raises:
+        ValueError: ``spec`` is not a device name, or names a device this machine lacks.
+    """
+    if isinstance(spec, str) and spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(spec, (str, torch.device)):
+        raise TypeError(f"device must be a str or torch.device but got {type(spec).__name__}.")
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in _DEVICE_TYPES:
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps' but got {spec!r}."
+        )
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {spec!r} requires CUDA but torch.cuda.is_available() is False."
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"device index must be below the {count} visible CUDA device(s) but got {spec!r}."
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"device {spec!r} requires MPS but torch.backends.mps.is_available() is False."
+        )
+    return device

@@ -1,0 +1,171 @@
+"""The built-in ``digits`` task: scikit-learn's bundled 8x8 handwritten digits (no download)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from prl_tune.training._task import TaskData
+
+DIGITS_MODELS: tuple[str, ...] = ("cnn", "mlp")
+
+# The split never depends on the trial's seed, so every trial is scored on the same samples.
+_SPLIT_SEED = 0
+_NUM_CLASSES = 10
+_VAL_BATCH_SIZE = 512
+
+
+class _TensorBatches:
+    """Mini-batches over tensors already on their device; re-iterable, one pass per epoch.
+
+    With ``shuffle`` the order is redrawn at the start of every pass from the loader's own
+    ``torch.Generator`` seeded with ``seed``, so two loaders with the same seed yield the same
+    sequence of epochs. The last partial batch is kept.
+
+    Args:
+        inputs: Samples along dimension 0.
+        targets: One target per sample, on the same device as ``inputs``.
+        batch_size: Samples per batch, ``>= 1``.
+        shuffle: Reshuffle on every pass (default False: the stored order).
+        seed: Seeds the shuffling generator (default 0).
+    """
+
+    def __init__(
+        self,
+        inputs: Tensor,
+        targets: Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.inputs = inputs
+        self.targets = targets
+        self.batch_size = batch_size
+        self._generator = torch.Generator().manual_seed(seed) if shuffle else None
+
+    def __len__(self) -> int:
+        return -(-self.inputs.shape[0] // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        count = self.inputs.shape[0]
+        if self._generator is None:
+            for start in range(0, count, self.batch_size):
+                stop = start + self.batch_size
+                yield self.inputs[start:stop], self.targets[start:stop]
+            return
+        order = torch.randperm(count, generator=self._generator).to(self.inputs.device)
+        for start in range(0, count, self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield self.inputs[index], self.targets[index]
+
+
+@functools.cache
+def _digits_split(
+    val_fraction: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Load, split (stratified, fixed seed) and standardize the digits once per process."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    data = load_digits()
+    images = (data.images.astype(np.float32) / 16.0)[:, None, :, :]  # (N, 1, 8, 8) in [0, 1]
+    labels = data.target.astype(np.int64)
+    try:
+        x_train, x_val, y_train, y_val = train_test_split(
+            images, labels, test_size=val_fraction, stratify=labels, random_state=_SPLIT_SEED
+        )
+    except ValueError as error:
+        raise ValueError(
+            f"val_fraction={val_fraction} leaves too few samples per class: {error}"
+        ) from error
+    mean, std = float(x_train.mean()), float(x_train.std())
+    arrays = ((x_train - mean) / std, y_train, (x_val - mean) / std, y_val)
+    for array in arrays:
+        array.setflags(write=False)  # shared by every task of this process
+    return arrays
+
+
+def _build_model(name: str) -> torch.nn.Module:
+    """The network, He-initialized (as ResNets are): it learns fast from the first epoch."""
+    if name == "cnn":
+        network = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 16, kernel_size=3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 32, kernel_size=3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(),
+            torch.nn.Linear(32 * 4 * 4, 64),
+            torch.nn.ReLU(),
+            torch.nn.Linear(64, _NUM_CLASSES),
+        )
+    else:
+        network = torch.nn.Sequential(
+            torch.nn.Flatten(),
+            torch.nn.Linear(64, 128),
+            torch.nn.ReLU(),
+            torch.nn.Linear(128, _NUM_CLASSES),
+        )
+    for module in network.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+    return network
+
+
+def load_digits_task(
+    *,
+    seed: int,
+    device: torch.device,
+    model: str = "cnn",
+    batch_size: int = 64,
+    val_fraction: float = 0.2,
+) -> TaskData:
+    """Build the ``digits`` task: 1797 8x8 images of 10 digits, a small CNN or MLP.
+
+    Pixels are scaled to ``[0, 1]`` and standardized with the training split's mean and
+    standard deviation. Inputs have shape ``(batch, 1, 8, 8)``.
+
+    Args:
+        seed: Seeds the model's initialization and the per-epoch shuffling; the global torch
+            RNG is left untouched.
+        device: Where the model and all data tensors are placed.
+        model: ``"cnn"`` (default: two 3x3 convolutions, max-pooling, two linear layers) or
+            ``"mlp"`` (64-128-10 with ReLU).
+        batch_size: Training samples per batch, ``>= 1`` (default 64); the last partial batch
+            is kept.
+        val_fraction: Share of the samples held out for validation, in ``(0, 1)`` (default
+            0.2); the split is stratified and the same for every seed.
+    """
+    if model not in DIGITS_MODELS:
+        raise ValueError(f"model must be one of {DIGITS_MODELS} but got {model!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1 but got {batch_size!r}.")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1) but got {val_fraction}.")
+    x_train, y_train, x_val, y_val = _digits_split(float(val_fraction))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        network = _build_model(model)
+    return TaskData(
+        model=network.to(device),
+        train_loader=_TensorBatches(
+            torch.tensor(x_train, device=device),
+            torch.tensor(y_train, device=device),
+            batch_size,
+            shuffle=True,
+            seed=seed,
+        ),
+        val_loader=_TensorBatches(
+            torch.tensor(x_val, device=device),
+            torch.tensor(y_val, device=device),
+            _VAL_BATCH_SIZE,
+        ),
+        num_classes=_NUM_CLASSES,
+    )

@@ -1,0 +1,382 @@
+"""The one training loop every backend runs: train, check stability, evaluate, report."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sized
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from prl_tune.schedulers import build_scheduler
+from prl_tune.training._device import select_device
+from prl_tune.training._optim import build_optimizer
+from prl_tune.training._task import TaskData
+
+_TAIL_LENGTH = 32
+_DIRECTIONS = ("maximize", "minimize")
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """What one epoch of training produced.
+
+    Args:
+        epoch: The epoch, 1-based.
+        step: Optimizer steps done so far in the run.
+        train_loss: Mean of the epoch's per-batch training losses.
+        val_loss: Sample-weighted mean validation loss.
+        val_accuracy: Share of validation samples whose arg-max output is the target; ``nan``
+            unless the outputs are ``(batch, classes)`` and the targets integer class indices.
+        lr_min: Smallest learning rate applied in the epoch (over all steps and groups).
+        lr_mean: Mean learning rate applied in the epoch (over all steps and groups).
+        lr_max: Largest learning rate applied in the epoch (over all steps and groups).
+        seconds: Wall time of the epoch, evaluation included.
+    """
+
+    epoch: int
+    step: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    lr_min: float
+    lr_mean: float
+    lr_max: float
+    seconds: float
+
+    def as_dict(self) -> dict[str, float]:
+        """The metrics as a flat ``{name: value}`` dict, e.g. for a backend's report."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """The outcome of :func:`train`.
+
+    Args:
+        history: One :class:`EpochMetrics` per finished epoch.
+        status: ``"completed"`` or ``"diverged"``.
+        steps: Optimizer steps done (for a diverged run: up to the check that stopped it).
+        diverged_at_step: The 1-based step whose loss was first non-finite (``None`` if the
+            run completed).
+        reason: Why the run stopped early, e.g. ``"non-finite training loss (nan) at step 17"``.
+        lr_tail: The learning rates (group 0) of the last steps checked, oldest first.
+        loss_tail: The training losses of the last steps checked, oldest first.
+    """
+
+    history: list[EpochMetrics]
+    status: str
+    steps: int
+    diverged_at_step: int | None = None
+    reason: str | None = None
+    lr_tail: list[float] = field(default_factory=list)
+    loss_tail: list[float] = field(default_factory=list)
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the run was stopped as unstable."""
+        return self.status == "diverged"
+
+    @property
+    def final(self) -> EpochMetrics | None:
+        """The last finished epoch, or ``None`` if none finished."""
+        return self.history[-1] if self.history else None
+
+    def best(
+        self, metric: str = "val_accuracy", direction: str = "maximize"
+    ) -> EpochMetrics | None:
+        """The epoch with the best value of ``metric`` (the earliest on ties; NaN never wins).
+
+        Args:
+            metric: A field of :class:`EpochMetrics` (default ``"val_accuracy"``).
+            direction: ``"maximize"`` (default) or ``"minimize"``.
+        """
+        if metric not in {f.name for f in dataclasses.fields(EpochMetrics)}:
+            raise ValueError(f"metric must be a field of EpochMetrics but got {metric!r}.")
+        if direction not in _DIRECTIONS:
+            raise ValueError(f"direction must be one of {_DIRECTIONS} but got {direction!r}.")
+        sign = 1.0 if direction == "minimize" else -1.0
+        finite = [m for m in self.history if not math.isnan(getattr(m, metric))]
+        return min(finite, key=lambda m: sign * getattr(m, metric), default=None)
+
+
+class _Unstable(Exception):
+    """Raised inside the epoch loop when a stability rule stops the run."""
+
+    def __init__(self, step: int, reason: str) -> None:
+        super().__init__(reason)
+        self.step = step
+        self.reason = reason
+
+
+class _Monitor:
+    """Keeps the recent per-step history and decides, at each check point, whether to stop."""
+
+    def __init__(self) -> None:
+        self.loss_tail: deque[float] = deque(maxlen=_TAIL_LENGTH)
+        self.lr_tail: deque[float] = deque(maxlen=_TAIL_LENGTH)
+
+    def check(
+        self, losses: list[float], lrs: list[float], first_step: int
+    ) -> tuple[int, str] | None:
+        """Record steps ``first_step, first_step + 1, ...``; return ``(step, reason)`` to stop."""
+        for offset, (loss, lr) in enumerate(zip(losses, lrs, strict=True)):
+            self.loss_tail.append(loss)
+            self.lr_tail.append(lr)
+            if not math.isfinite(loss):
+                step = first_step + offset
+                return step, f"non-finite training loss ({loss}) at step {step}"
+        return None
+
+
+def _evaluate(
+    model: torch.nn.Module,
+    loader: Iterable[tuple[Tensor, Tensor]],
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    device: torch.device,
+) -> tuple[float, float]:
+    """Sample-weighted mean loss and accuracy over ``loader`` (one host sync at the end)."""
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    count = 0
+    classify = True
+    with torch.no_grad():
+        for inputs, targets in loader:
+            inputs = inputs.to(device, non_blocking=True)
+            targets = targets.to(device, non_blocking=True)
+            outputs = model(inputs)
+            size = targets.shape[0]
+            loss_sum += loss_fn(outputs, targets).detach().float() * size
+            count += size
+            classify = classify and outputs.ndim == 2 and targets.ndim == 1
+            classify = classify and not targets.is_floating_point()
+            if classify:
+                correct += (outputs.argmax(dim=1) == targets).sum()
+    model.train()
+    if count == 0:
+        raise ValueError("val_loader must yield at least one batch but yielded none.")
+    accuracy = correct.item() / count if classify else math.nan
+    return loss_sum.item() / count, accuracy
+
+
+def _check_arguments(
+    epochs: int,
+    grad_clip: float | None,
+    check_every: int,
+    optimizer_params: Mapping[str, Any],
+) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1 but got {epochs!r}.")
+    if grad_clip is not None and not (math.isfinite(grad_clip) and grad_clip > 0):
+        raise ValueError(f"grad_clip must be a finite number > 0 or None but got {grad_clip}.")
+    if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+        raise ValueError(f"check_every must be an int >= 1 but got {check_every!r}.")
+    if "lr" in optimizer_params:
+        raise ValueError(
+            "optimizer_params must not contain 'lr' (the scheduler sets the learning rate) "
+            f"but got lr={optimizer_params['lr']!r}."
+        )
+
+
+def train(
+    task: TaskData,
+    *,
+    epochs: int,
+    scheduler: str = "plrs",
+    scheduler_params: Mapping[str, Any],
+    optimizer: str = "sgd",
+    optimizer_params: Mapping[str, Any] | None = None,
+    grad_clip: float | None = None,
+    device: torch.device | str = "auto",
+    seed: int = 0,
+    check_every: int = 8,
+    on_epoch: Callable[[EpochMetrics], None] | None = None,
+) -> TrainResult:
+    """Train ``task.model`` for ``epochs`` epochs under a learning-rate scheduler.
+
+    Example:
+        >>> task = load_task("digits", seed=0)
+        >>> result = train(task, epochs=2, scheduler_params={"lr_min": 0.05, "lr_max": 0.1})
+        >>> result.status, len(result.history)
+        ('completed', 2)
+
+    Each batch runs forward, loss, backward, optional gradient clipping, ``optimizer.step()``
+    and ``scheduler.step()``. Per-step losses stay on the device and are brought to the host
+    every ``check_every`` steps and at the end of each epoch; the first non-finite loss stops
+    the run at that check (status ``"diverged"``, no further evaluation). After each epoch the
+    model is evaluated on ``task.val_loader`` and ``on_epoch`` is called with the metrics.
+
+    Args:
+        task: The model, data and loss; the model is moved to ``device`` and trained in place.
+        epochs: Number of epochs, an int ``>= 1``.
+        scheduler: A name from ``prl_tune.schedulers.SCHEDULER_NAMES`` (default ``"plrs"``).
+        scheduler_params: The scheduler's parameters, e.g. ``{"lr_min": 0.05, "lr_max": 0.1}``
+            for PLRS. For PLRS without a ``seed`` entry, ``seed`` below is used.
+        optimizer: ``"sgd"`` (default) or ``"adamw"``.
+        optimizer_params: Options of :func:`~prl_tune.training.build_optimizer` except ``lr``
+            (default none).
+        grad_clip: Clip the global gradient norm to this value, ``> 0``; ``None`` (default)
+            does not clip.
+        device: Where to train; anything :func:`~prl_tune.training.select_device` accepts
+            (default ``"auto"``). Batches are moved there as they come.
+        seed: Seeds the global torch RNG inside the run (dropout etc.; the caller's RNG state
+            is restored afterwards) and PLRS's draws (default 0). With the same task and seed a
+            CPU run is repeatable exactly.
+        check_every: Steps between host-side stability checks, an int ``>= 1`` (default 8).
+        on_epoch: Called with each epoch's :class:`EpochMetrics`; an exception it raises (such
+            as ``optuna.TrialPruned``) propagates unchanged and ends the run.
+
+    Raises:
+        ValueError: An argument out of range, or an empty loader.
+        TypeError: ``task.train_loader`` has no ``len()``.
+    """
+    optimizer_params = dict(optimizer_params or {})
+    _check_arguments(epochs, grad_clip, check_every, optimizer_params)
+    if not isinstance(task.train_loader, Sized):
+        raise TypeError(
+            "task.train_loader must have len() (batches per epoch) but got a "
+            f"{type(task.train_loader).__name__}."
+        )
+    steps_per_epoch = len(task.train_loader)
+    if steps_per_epoch < 1:
+        raise ValueError(f"task.train_loader must have len() >= 1 but got {steps_per_epoch}.")
+    resolved = select_device(device)
+    scheduler_params = dict(scheduler_params)
+    if scheduler == "plrs":
+        scheduler_params.setdefault("seed", seed)
+    fork_devices = [resolved.index or 0] if resolved.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(seed)
+        return _Run(task, resolved, optimizer, optimizer_params, grad_clip, check_every).run(
+            epochs, scheduler, scheduler_params, steps_per_epoch, on_epoch
+        )
+
+
+class _Run:
+    """The state of one call of :func:`train`."""
+
+    def __init__(
+        self,
+        task: TaskData,
+        device: torch.device,
+        optimizer: str,
+        optimizer_params: Mapping[str, Any],
+        grad_clip: float | None,
+        check_every: int,
+    ) -> None:
+        self.task = task
+        self.device = device
+        self.model = task.model.to(device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(self.params, optimizer, **optimizer_params)
+        self.grad_clip = grad_clip
+        self.check_every = check_every
+        self.monitor = _Monitor()
+        self.step = 0
+
+    def run(
+        self,
+        epochs: int,
+        scheduler: str,
+        scheduler_params: Mapping[str, Any],
+        steps_per_epoch: int,
+        on_epoch: Callable[[EpochMetrics], None] | None,
+    ) -> TrainResult:
+        sched = build_scheduler(
+            scheduler,
+            self.optimizer,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            **scheduler_params,
+        )
+        history: list[EpochMetrics] = []
+        self.model.train()
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            try:
+                train_loss, lrs = self._train_epoch(sched)
+            except _Unstable as stop:
+                return self._result(history, "diverged", stop.step, stop.reason)
+            val_loss, val_accuracy = _evaluate(
+                self.model, self.task.val_loader, self.task.loss_fn, self.device
+            )
+            metrics = EpochMetrics(
+                epoch=epoch,
+                step=self.step,
+                train_loss=train_loss,
+                val_loss=val_loss,
+                val_accuracy=val_accuracy,
+                lr_min=min(lrs),
+                lr_mean=math.fsum(lrs) / len(lrs),
+                lr_max=max(lrs),
+                seconds=time.perf_counter() - started,
+            )
+            history.append(metrics)
+            if on_epoch is not None:
+                on_epoch(metrics)
+        return self._result(history, "completed", None, None)
+
+    def _train_epoch(
+        self, sched: torch.optim.lr_scheduler.LRScheduler
+    ) -> tuple[float, list[float]]:
+        """One pass over the training data: the mean training loss and every LR applied."""
+        pending = torch.empty(self.check_every, device=self.device)
+        pending_lrs: list[float] = []
+        epoch_lrs: list[float] = []
+        loss_sum = 0.0
+        batches = 0
+        for inputs, targets in self.task.train_loader:
+            inputs = inputs.to(self.device, non_blocking=True)
+            targets = targets.to(self.device, non_blocking=True)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.task.loss_fn(self.model(inputs), targets)
+            loss.backward()
+            if self.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+            lrs = [float(lr) for lr in sched.get_last_lr()]  # the LRs this step applies
+            self.optimizer.step()
+            sched.step()
+            pending[len(pending_lrs)] = loss.detach()  # stays on the device: no sync
+            pending_lrs.append(lrs[0])
+            epoch_lrs.extend(lrs)
+            self.step += 1
+            batches += 1
+            if len(pending_lrs) == self.check_every:
+                loss_sum += math.fsum(self._check(pending, pending_lrs))
+                pending_lrs = []
+        if batches == 0:
+            raise ValueError("task.train_loader must yield at least one batch but yielded none.")
+        if pending_lrs:
+            loss_sum += math.fsum(self._check(pending, pending_lrs))
+        return loss_sum / batches, epoch_lrs
+
+    def _check(self, pending: Tensor, lrs: list[float]) -> list[float]:
+        """Bring the pending losses to the host (one sync) and apply the stability rules.
+
+        Raises:
+            _Unstable: A rule says the run must stop now.
+        """
+        losses: list[float] = pending[: len(lrs)].tolist()
+        stop = self.monitor.check(losses, lrs, first_step=self.step - len(lrs) + 1)
+        if stop is not None:
+            raise _Unstable(*stop)
+        return losses
+
+    def _result(
+        self, history: list[EpochMetrics], status: str, step: int | None, reason: str | None
+    ) -> TrainResult:
+        return TrainResult(
+            history=history,
+            status=status,
+            steps=self.step,
+            diverged_at_step=step,
+            reason=reason,
+            lr_tail=list(self.monitor.lr_tail),
+            loss_tail=list(self.monitor.loss_tail),
+        )

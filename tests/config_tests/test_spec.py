@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from prl_tune.config import SpecError, StudySpec, load_spec, parse_override
+
+VALID = {
+    "study": {"name": "s", "n_trials": 3, "storage": "sqlite:///x.db"},
+    "task": {"name": "digits", "epochs": 2, "params": {"model": "mlp"}},
+    "optimizer": {"name": "sgd"},
+    "space": {"lr_max": [0.001, 1.0]},
+    "pruner": {"name": "median"},
+}
+
+
+def _with(section: str, key: str, value: object) -> dict:
+    data = copy.deepcopy(VALID)
+    data.setdefault(section, {})[key] = value
+    return data
+
+
+def test_defaults_are_filled_in() -> None:
+    spec = StudySpec.from_dict(VALID)
+    assert spec.direction == "maximize"
+    assert spec.metric == "val_accuracy"
+    assert spec.workers == 1
+    assert spec.space["schedulers"] == ("plrs",)
+    assert spec.search_space().plrs.lr_max == (0.001, 1.0)
+
+
+def test_loss_metric_is_minimized() -> None:
+    assert StudySpec.from_dict(_with("study", "metric", "val_loss")).direction == "minimize"
+
+
+def test_every_study_file_in_the_repo_is_valid() -> None:
+    files = sorted((Path(__file__).parents[2] / "studies").glob("*.toml"))
+    assert files
+    for file in files:
+        load_spec(file)
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (_with("study", "n_trails", 3), "[study] n_trails: unknown key (did you mean 'n_trials'?)"),
+        (_with("study", "n_trials", 0), "[study] n_trials: must be >= 1 but got 0"),
+        (_with("study", "n_trials", "ten"), "[study] n_trials: must be an integer"),
+        (_with("study", "n_trials", 2.5), "[study] n_trials: must be an integer"),
+        (_with("study", "n_trials", True), "[study] n_trials: must be an integer"),
+        (_with("study", "metric", "f1"), "[study] metric: must be one of"),
+        (_with("study", "direction", "minimize"), "[study] direction: val_accuracy is to be"),
+        (_with("task", "name", "mnist"), "[task] name: must be a built-in task"),
+        (_with("task", "name", "no_such_module_xyz:make"), "[task] name: module"),
+        (_with("task", "name", "json:no_such_function"), "[task] name: 'json' has no function"),
+        (_with("task", "epochs", -1), "[task] epochs: must be >= 1"),
+        (_with("task", "params", {"modle": "cnn"}), "[task.params] modle: unknown key"),
+        (_with("task", "params", {"model": "resnet"}), "[task.params] model: must be one of"),
+        (_with("task", "device", "tpu"), "[task] device"),
+        (_with("optimizer", "name", "lion"), "[optimizer] name: must be one of"),
+        (_with("optimizer", "momentum", 1.5), "[optimizer] momentum: must be"),
+        (_with("optimizer", "grad_clip", 0), "[optimizer] grad_clip: must be > 0"),
+        (_with("optimizer", "betas", [0.9, 0.99]), "[optimizer] betas: only adamw"),
+        (_with("space", "lr_max", [1.0, 0.1]), "[space] lr_max"),
+        (_with("space", "lr_max", [-0.1, 0.1]), "[space] lr_max"),
+        (_with("space", "lr_max", "wide"), "[space] lr_max: must be a number or a [low, high]"),
+        (_with("space", "lr_min", [0.5, 0.9]), "[space] lr_max: must not reach below lr_min"),
+        (_with("space", "lr_min_ratio", [0.0, 2.0]), "[space] lr_min_ratio"),
+        (_with("space", "schedulers", ["plrs", "sgdr"]), "[space] schedulers: each must be one"),
+        (_with("pruner", "name", "asha"), "[pruner] name: must be one of"),
+        (_with("pruner", "reduction_factor", 1), "[pruner] reduction_factor: must be >= 2"),
+        ({**VALID, "extra": {}}, "[extra]: unknown section"),
+        ({k: v for k, v in VALID.items() if k != "task"}, "[task]: required section is missing"),
+    ],
+)
+def test_bad_fields_give_one_line_naming_field_rule_and_value(data: dict, fragment: str) -> None:
+    with pytest.raises(SpecError) as info:
+        StudySpec.from_dict(data)
+    message = str(info.value)
+    assert fragment in message
+    assert "\n" not in message
+
+
+def test_overrides_are_applied_and_validated(tmp_path: Path) -> None:
+    file = tmp_path / "s.toml"
+    file.write_text('[study]\nname = "s"\nn_trials = 4\n[task]\nepochs = 8\n', encoding="utf-8")
+    spec = load_spec(file, overrides=dict([parse_override("task.epochs=2")]))
+    assert spec.task["epochs"] == 2
+    spec = load_spec(file, overrides=dict([parse_override("task.params.model=mlp")]))
+    assert spec.task["params"] == {"model": "mlp"}
+    with pytest.raises(SpecError, match=r"\[task\] epochs: must be >= 1 but got 0"):
+        load_spec(file, overrides={"task.epochs": 0})
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="cannot be read"):
+        load_spec(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[study\nname=1", encoding="utf-8")
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_spec(bad)
+
+
+def test_to_dict_round_trips() -> None:
+    spec = StudySpec.from_dict(VALID)
+    assert StudySpec.from_dict(spec.to_dict()) == spec

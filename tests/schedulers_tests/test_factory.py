@@ -1,0 +1,230 @@
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import pytest
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+from prl_tune.schedulers import (
+    PLRS,
+    SCHEDULER_DEFAULTS,
+    SCHEDULER_NAMES,
+    SCHEDULER_PARAMS,
+    KneeLR,
+    build_scheduler,
+)
+
+_PARAMS: dict[str, dict[str, Any]] = {
+    "plrs": {"lr_min": 0.01, "lr_max": 0.1, "seed": 0},
+    "cosine": {"lr": 0.1},
+    "onecycle": {"lr": 0.1},
+    "knee": {"lr": 0.1},
+    "multistep": {"lr": 0.1},
+    "constant": {"lr": 0.1},
+}
+
+
+def _optimizer(lr: float | torch.Tensor = 0.5, n_groups: int = 1) -> torch.optim.Optimizer:
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))]} for _ in range(n_groups)]
+    return torch.optim.Adam(groups, lr=lr, foreach=False)
+
+
+def _lrs(scheduler: LRScheduler, optimizer: torch.optim.Optimizer, n_steps: int) -> list[float]:
+    """First-group LR at construction and after each of ``n_steps`` steps."""
+    optimizer.step()
+    lrs = [float(optimizer.param_groups[0]["lr"])]
+    for _ in range(n_steps):
+        scheduler.step()
+        lrs.append(float(optimizer.param_groups[0]["lr"]))
+    return lrs
+
+
+def test_names_and_params_agree() -> None:
+    assert SCHEDULER_NAMES == ("plrs", "cosine", "onecycle", "knee", "multistep", "constant")
+    assert set(SCHEDULER_PARAMS) == set(SCHEDULER_NAMES) == set(SCHEDULER_DEFAULTS)
+    assert SCHEDULER_PARAMS["plrs"] == ("lr_min", "lr_max")
+    assert all(SCHEDULER_PARAMS[name] == ("lr",) for name in SCHEDULER_NAMES if name != "plrs")
+
+
+@pytest.mark.parametrize("name", SCHEDULER_NAMES)
+def test_each_name_builds(name: str) -> None:
+    optimizer = _optimizer(lr=0.5)
+    optimizer.param_groups[0]["initial_lr"] = 7.0  # left over from an earlier scheduler
+    scheduler = build_scheduler(name, optimizer, epochs=2, steps_per_epoch=5, **_PARAMS[name])
+    assert isinstance(scheduler, LRScheduler)
+    lr = optimizer.param_groups[0]["lr"]
+    assert 0.0 < lr <= 0.1
+    assert all(0.0 <= x <= 0.1 + 1e-12 for x in _lrs(scheduler, optimizer, 9))
+
+
+def test_plrs_and_knee_classes() -> None:
+    plrs = build_scheduler("plrs", _optimizer(), epochs=1, steps_per_epoch=4, **_PARAMS["plrs"])
+    assert isinstance(plrs, PLRS)
+    assert (plrs.lr_min, plrs.lr_max, plrs.seed) == ([0.01], [0.1], 0)
+    knee = build_scheduler("knee", _optimizer(), epochs=1, steps_per_epoch=4, lr=0.1)
+    assert isinstance(knee, KneeLR)
+
+
+def test_cosine_restarts_after_1_3_7_epochs() -> None:
+    optimizer = _optimizer()
+    scheduler = build_scheduler("cosine", optimizer, epochs=8, steps_per_epoch=10, lr=0.1)
+    lrs = _lrs(scheduler, optimizer, 79)
+    restarts = [t for t in range(1, 80) if lrs[t] > lrs[t - 1]]
+    assert restarts == [10, 30, 70]
+    assert all(lrs[t] == pytest.approx(0.1) for t in [0, 10, 30, 70])
+    assert min(lrs) >= 1e-4
+    assert lrs[9] == pytest.approx(1e-4 + (0.1 - 1e-4) * (1 + math.cos(math.pi * 0.9)) / 2)
+
+
+def test_onecycle_three_phases() -> None:
+    optimizer = _optimizer()
+    scheduler = build_scheduler("onecycle", optimizer, epochs=10, steps_per_epoch=10, lr=0.1)
+    lrs = _lrs(scheduler, optimizer, 99)  # the 100 LRs used by the 100 optimizer steps
+    peak = max(range(100), key=lrs.__getitem__)
+    assert abs(peak - 45) <= 1
+    assert lrs[peak] == pytest.approx(0.1)
+    assert lrs[0] == pytest.approx(0.01)
+    assert lrs[88] == pytest.approx(0.01)  # back at lr / div_factor after another 45 %
+    assert lrs[-1] == pytest.approx(0.001)  # lr / 100 at the end
+    assert lrs[88:] == sorted(lrs[88:], reverse=True)
+
+
+def test_onecycle_overrides() -> None:
+    optimizer = _optimizer()
+    scheduler = build_scheduler(
+        "onecycle",
+        optimizer,
+        epochs=10,
+        steps_per_epoch=10,
+        lr=0.1,
+        div_factor=25.0,
+        final_div_factor=4.0,
+        pct_start=0.3,
+    )
+    lrs = _lrs(scheduler, optimizer, 99)
+    assert lrs[0] == pytest.approx(0.004)
+    assert abs(max(range(100), key=lrs.__getitem__) - 30) <= 1
+    assert lrs[-1] == pytest.approx(0.001)
+
+
+def test_knee_constant_then_linear_to_zero() -> None:
+    optimizer = _optimizer()
+    scheduler = build_scheduler("knee", optimizer, epochs=10, steps_per_epoch=10, lr=0.1)
+    lrs = _lrs(scheduler, optimizer, 100)
+    assert lrs[:51] == [0.1] * 51
+    assert lrs[75] == pytest.approx(0.05)
+    assert lrs[100] == 0.0
+
+
+def test_multistep_drops_at_half_and_three_quarters() -> None:
+    optimizer = _optimizer()
+    scheduler = build_scheduler("multistep", optimizer, epochs=10, steps_per_epoch=10, lr=0.1)
+    lrs = _lrs(scheduler, optimizer, 99)
+    assert lrs[:50] == [0.1] * 50
+    assert lrs[50:75] == pytest.approx([0.01] * 25)
+    assert lrs[75:] == pytest.approx([0.001] * 25)
+
+
+def test_constant() -> None:
+    optimizer = _optimizer()
+    scheduler = build_scheduler("constant", optimizer, epochs=3, steps_per_epoch=10, lr=0.1)
+    assert _lrs(scheduler, optimizer, 40) == [0.1] * 41
+
+
+@pytest.mark.parametrize("name", SCHEDULER_NAMES)
+def test_tensor_lr_kept_in_place(name: str) -> None:
+    lr = torch.tensor(0.5, dtype=torch.float64)
+    optimizer = _optimizer(lr=lr, n_groups=2)
+    scheduler = build_scheduler(name, optimizer, epochs=2, steps_per_epoch=5, **_PARAMS[name])
+    _lrs(scheduler, optimizer, 9)
+    assert optimizer.param_groups[0]["lr"] is lr
+    assert 0.0 <= lr.item() <= 0.1
+
+
+@pytest.mark.parametrize("name", SCHEDULER_NAMES)
+def test_state_dict_round_trip(name: str) -> None:
+    optimizer = _optimizer(n_groups=2)
+    scheduler = build_scheduler(name, optimizer, epochs=4, steps_per_epoch=5, **_PARAMS[name])
+    full = _lrs(scheduler, optimizer, 19)
+
+    optimizer = _optimizer(n_groups=2)
+    scheduler = build_scheduler(name, optimizer, epochs=4, steps_per_epoch=5, **_PARAMS[name])
+    _lrs(scheduler, optimizer, 7)
+    buffer = io.BytesIO()
+    torch.save(scheduler.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+
+    fresh_optimizer = _optimizer(n_groups=2)
+    params = {**_PARAMS[name], "seed": 1} if name == "plrs" else _PARAMS[name]
+    fresh = build_scheduler(name, fresh_optimizer, epochs=4, steps_per_epoch=5, **params)
+    fresh.load_state_dict(state)
+    fresh_optimizer.step()
+    continued = []
+    for _ in range(12):
+        fresh.step()
+        continued.append(float(fresh_optimizer.param_groups[0]["lr"]))
+    assert continued == full[8:]
+
+
+def _check_error(
+    error: type[Exception], match: str, name: Any, optimizer_lr: float = 0.5, **kwargs: Any
+) -> None:
+    optimizer = _optimizer(lr=optimizer_lr)
+    kwargs = {"epochs": 2, "steps_per_epoch": 5, **kwargs}
+    with pytest.raises(error, match=match) as info:
+        build_scheduler(name, optimizer, **kwargs)
+    assert "\n" not in str(info.value)
+    assert optimizer.param_groups[0]["lr"] == optimizer_lr
+    assert "initial_lr" not in optimizer.param_groups[0]
+
+
+def test_unknown_name() -> None:
+    _check_error(ValueError, "name must be one of .*'plrs'.* but got 'step'", "step", lr=0.1)
+    _check_error(TypeError, "name", 3, lr=0.1)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "error", "match"),
+    [
+        ("cosine", {"lr": 0.1, "T0": 2}, TypeError, "T0"),
+        ("plrs", {"lr": 0.1}, TypeError, "lr"),
+        ("plrs", {"lr_min": 0.01}, TypeError, "lr_max"),
+        ("knee", {}, TypeError, "lr"),
+        ("cosine", {"lr": -0.1}, ValueError, "lr"),
+        ("cosine", {"lr": math.nan}, ValueError, "lr"),
+        ("cosine", {"lr": "0.1"}, TypeError, "lr"),
+        ("cosine", {"lr": 0.1, "T_0": 0}, ValueError, "T_0"),
+        ("cosine", {"lr": 0.1, "T_mult": 1.5}, TypeError, "T_mult"),
+        ("cosine", {"lr": 0.1, "eta_min": 0.2}, ValueError, "eta_min"),
+        ("onecycle", {"lr": 0.1, "pct_start": 0.6}, ValueError, "pct_start"),
+        ("onecycle", {"lr": 0.1, "div_factor": 0}, ValueError, "div_factor"),
+        ("knee", {"lr": 0.1, "explore_fraction": 1.5}, ValueError, "explore_fraction"),
+        ("multistep", {"lr": 0.1, "milestones": (0.75, 0.5)}, ValueError, "milestones"),
+        ("multistep", {"lr": 0.1, "milestones": 0.5}, TypeError, "milestones"),
+        ("multistep", {"lr": 0.1, "gamma": 2.0}, ValueError, "gamma"),
+        ("plrs", {"lr_min": 0.2, "lr_max": 0.1}, ValueError, "lr_max"),
+    ],
+)
+def test_bad_params(name: str, params: dict[str, Any], error: type[Exception], match: str) -> None:
+    _check_error(error, match, name, **params)
+
+
+@pytest.mark.parametrize(
+    ("budget", "error", "match"),
+    [
+        ({"epochs": 0}, ValueError, "epochs"),
+        ({"epochs": 2.0}, TypeError, "epochs"),
+        ({"steps_per_epoch": -1}, ValueError, "steps_per_epoch"),
+        ({"steps_per_epoch": True}, TypeError, "steps_per_epoch"),
+    ],
+)
+def test_bad_budget(budget: dict[str, Any], error: type[Exception], match: str) -> None:
+    _check_error(error, match, "constant", lr=0.1, **budget)
+
+
+def test_onecycle_too_short_for_three_phases() -> None:
+    _check_error(ValueError, "pct_start", "onecycle", lr=0.1, epochs=1, steps_per_epoch=2)

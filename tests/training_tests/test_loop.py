@@ -1,0 +1,283 @@
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+
+from prl_tune.training import EpochMetrics, TaskData, TrainResult, load_task, train
+
+PLRS = {"lr_min": 0.05, "lr_max": 0.1}
+
+
+def _train_digits(
+    epochs: int = 2, *, model: str = "cnn", seed: int = 0, **options: Any
+) -> TrainResult:
+    options.setdefault("scheduler_params", PLRS)
+    task = load_task("digits", seed=seed, model=model)
+    return train(task, epochs=epochs, device="cpu", seed=seed, **options)
+
+
+def test_plrs_learns_digits_with_the_cnn() -> None:
+    result = _train_digits(5)
+    assert result.status == "completed"
+    assert result.diverged_at_step is None
+    assert result.reason is None
+    best = result.best("val_accuracy")
+    assert best is not None
+    assert best.val_accuracy >= 0.9
+    assert result.history[-1].train_loss < result.history[0].train_loss
+
+
+def test_history_has_one_entry_per_epoch() -> None:
+    result = _train_digits(3)
+    steps_per_epoch = 23  # 1437 training samples, batches of 64
+    assert [m.epoch for m in result.history] == [1, 2, 3]
+    assert [m.step for m in result.history] == [23, 46, 69]
+    assert result.steps == 3 * steps_per_epoch
+    assert result.final is result.history[-1]
+    for metrics in result.history:
+        assert metrics.seconds > 0
+        assert 0.0 <= metrics.val_accuracy <= 1.0
+        assert math.isfinite(metrics.train_loss)
+        assert math.isfinite(metrics.val_loss)
+
+
+def test_learning_rates_stay_within_the_plrs_bounds() -> None:
+    result = _train_digits(2)
+    for metrics in result.history:
+        assert 0.05 <= metrics.lr_min <= metrics.lr_mean <= metrics.lr_max <= 0.1
+        assert metrics.lr_min < metrics.lr_max  # drawn, not constant
+    assert len(result.lr_tail) == 32
+    assert all(0.05 <= lr <= 0.1 for lr in result.lr_tail)
+    assert len(result.loss_tail) == 32
+
+
+def test_constant_scheduler_reports_its_learning_rate() -> None:
+    result = _train_digits(1, scheduler="constant", scheduler_params={"lr": 0.07})
+    metrics = result.history[0]
+    assert metrics.lr_min == metrics.lr_mean == metrics.lr_max == pytest.approx(0.07)
+
+
+def test_same_seed_gives_the_same_history() -> None:
+    first = _train_digits(2, seed=3)
+    second = _train_digits(2, seed=3)
+    other = _train_digits(2, seed=4)
+
+    def values(result: TrainResult) -> list[dict[str, float]]:
+        return [{k: v for k, v in m.as_dict().items() if k != "seconds"} for m in result.history]
+
+    assert values(first) == values(second)
+    assert first.lr_tail == second.lr_tail
+    assert first.loss_tail == second.loss_tail
+    assert values(first) != values(other)
+
+
+def test_training_leaves_the_global_rng_alone() -> None:
+    state = torch.get_rng_state()
+    _train_digits(1)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_huge_learning_rate_diverges_at_once() -> None:
+    task = load_task("digits", model="mlp")
+    result = train(
+        task,
+        epochs=3,
+        scheduler_params={"lr_min": 1e6, "lr_max": 2e6},
+        device="cpu",
+        check_every=1,
+    )
+    assert result.status == "diverged"
+    assert result.diverged
+    assert result.diverged_at_step is not None
+    assert result.diverged_at_step <= 8
+    assert result.steps == result.diverged_at_step  # checked every step: stopped right there
+    assert result.history == []  # no epoch was finished or evaluated
+    assert result.reason is not None
+    assert f"at step {result.diverged_at_step}" in result.reason
+    assert "non-finite training loss" in result.reason
+    assert not math.isfinite(result.loss_tail[-1])
+    assert len(result.lr_tail) == len(result.loss_tail) == result.steps
+
+
+def test_divergence_is_found_at_the_next_check() -> None:
+    task = load_task("digits", model="mlp")
+    result = train(
+        task,
+        epochs=3,
+        scheduler_params={"lr_min": 1e6, "lr_max": 2e6},
+        device="cpu",
+        check_every=16,
+    )
+    assert result.status == "diverged"
+    assert result.diverged_at_step is not None
+    assert result.steps == 16  # the first check point
+    assert result.diverged_at_step <= result.steps
+    assert not math.isfinite(result.loss_tail[result.diverged_at_step - 1])
+    assert all(math.isfinite(v) for v in result.loss_tail[: result.diverged_at_step - 1])
+
+
+class _PoisonedBatches:
+    """Four batches per epoch; from ``poison_epoch`` on, batch 3 holds a NaN input."""
+
+    def __init__(self, poison_epoch: int) -> None:
+        self.poison_epoch = poison_epoch
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return 4
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.epoch += 1
+        for index in range(4):
+            inputs = torch.ones(8, 2)
+            if self.epoch >= self.poison_epoch and index == 2:
+                inputs[0, 0] = math.nan
+            yield inputs, torch.zeros(8, dtype=torch.long)
+
+
+def test_divergence_in_a_later_epoch_keeps_the_finished_epochs() -> None:
+    batch = (torch.ones(8, 2), torch.zeros(8, dtype=torch.long))
+    task = TaskData(
+        model=torch.nn.Linear(2, 2), train_loader=_PoisonedBatches(3), val_loader=[batch]
+    )
+    seen: list[EpochMetrics] = []
+    result = train(
+        task, epochs=5, scheduler_params=PLRS, device="cpu", check_every=2, on_epoch=seen.append
+    )
+    assert result.status == "diverged"
+    assert result.diverged_at_step == 2 * 4 + 3
+    assert result.steps == 2 * 4 + 4  # found by the check after steps 11 and 12
+    assert result.reason == "non-finite training loss (nan) at step 11"
+    assert [m.epoch for m in result.history] == [1, 2]
+    assert seen == result.history
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_on_epoch_sees_every_epoch() -> None:
+    seen: list[EpochMetrics] = []
+    result = _train_digits(2, on_epoch=seen.append)
+    assert seen == result.history
+
+
+def test_on_epoch_exceptions_propagate_unchanged() -> None:
+    seen: list[int] = []
+
+    def stop_after_two(metrics: EpochMetrics) -> None:
+        seen.append(metrics.epoch)
+        if metrics.epoch == 2:
+            raise _Stop(f"pruned at epoch {metrics.epoch}")
+
+    with pytest.raises(_Stop, match="pruned at epoch 2"):
+        _train_digits(5, model="mlp", on_epoch=stop_after_two)
+    assert seen == [1, 2]
+
+
+def test_gradient_clipping_slows_learning() -> None:
+    free = _train_digits(1, model="mlp")
+    clipped = _train_digits(1, model="mlp", grad_clip=1e-4)
+    assert clipped.status == "completed"
+    assert clipped.history[0].train_loss > free.history[0].train_loss + 0.5
+
+
+def test_gradient_clipping_prevents_divergence() -> None:
+    huge = {"lr_min": 1e6, "lr_max": 2e6}
+    clipped = _train_digits(1, model="mlp", scheduler_params=huge, grad_clip=1e-12)
+    assert clipped.status == "completed"
+
+
+def test_adamw_learns() -> None:
+    result = _train_digits(
+        3,
+        model="mlp",
+        optimizer="adamw",
+        optimizer_params={"weight_decay": 0.01},
+        scheduler_params={"lr_min": 1e-3, "lr_max": 3e-3},
+    )
+    assert result.status == "completed"
+    assert result.history[-1].val_accuracy >= 0.9
+
+
+def test_sgd_with_nesterov_momentum_learns() -> None:
+    result = _train_digits(
+        2,
+        model="mlp",
+        optimizer_params={"momentum": 0.9, "nesterov": True},
+        scheduler_params={"lr_min": 0.01, "lr_max": 0.02},
+    )
+    assert result.history[-1].val_accuracy >= 0.9
+
+
+def test_accuracy_is_nan_for_regression() -> None:
+    inputs = torch.linspace(-1, 1, 32).unsqueeze(1)
+    batches = [(inputs[:16], 2 * inputs[:16]), (inputs[16:], 2 * inputs[16:])]
+    task = TaskData(
+        model=torch.nn.Linear(1, 1),
+        train_loader=batches,
+        val_loader=batches,
+        loss_fn=torch.nn.functional.mse_loss,
+    )
+    result = train(task, epochs=3, scheduler="constant", scheduler_params={"lr": 0.1}, device="cpu")
+    assert all(math.isnan(m.val_accuracy) for m in result.history)
+    assert result.history[-1].val_loss < result.history[0].val_loss
+
+
+def test_best_picks_by_metric_and_direction() -> None:
+    result = _train_digits(3, model="mlp")
+    by_loss = result.best("val_loss", "minimize")
+    assert by_loss is not None
+    assert by_loss.val_loss == min(m.val_loss for m in result.history)
+    assert TrainResult(history=[], status="completed", steps=0).best() is None
+    with pytest.raises(ValueError, match="metric must be a field"):
+        result.best("accuracy")
+    with pytest.raises(ValueError, match="direction must be one of"):
+        result.best("val_loss", "down")
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"epochs": 0}, ValueError, "epochs must be an int >= 1"),
+        ({"epochs": 2.0}, ValueError, "epochs must be an int >= 1"),
+        ({"grad_clip": 0.0}, ValueError, "grad_clip must be"),
+        ({"grad_clip": float("inf")}, ValueError, "grad_clip must be"),
+        ({"check_every": 0}, ValueError, "check_every must be an int >= 1"),
+        ({"optimizer_params": {"lr": 0.1}}, ValueError, "must not contain 'lr'"),
+        ({"optimizer": "rmsprop"}, ValueError, "optimizer must be one of"),
+        ({"optimizer_params": {"momentum": 1.5}}, ValueError, "momentum must be"),
+        ({"device": "gpu"}, ValueError, "device must be"),
+        ({"scheduler": "linear"}, ValueError, "name must be one of"),
+        ({"scheduler_params": {"lr_min": 0.1}}, TypeError, "lr_max"),
+        ({"scheduler_params": {"lr_min": 0.2, "lr_max": 0.1}}, ValueError, "lr_max"),
+    ],
+)
+def test_bad_arguments_are_rejected(
+    options: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    arguments: dict[str, Any] = {"epochs": 1, "scheduler_params": PLRS, "device": "cpu"}
+    arguments.update(options)
+    with pytest.raises(error, match=match):
+        train(load_task("digits", model="mlp"), **arguments)
+
+
+def test_loader_without_len_is_a_type_error() -> None:
+    batches = iter([(torch.zeros(2, 1), torch.zeros(2, dtype=torch.long))])
+    task = TaskData(model=torch.nn.Linear(1, 2), train_loader=batches, val_loader=[])
+    with pytest.raises(TypeError, match="must have len"):
+        train(task, epochs=1, scheduler_params=PLRS, device="cpu")
+
+
+def test_empty_loaders_are_rejected() -> None:
+    batch = (torch.zeros(2, 1), torch.zeros(2, dtype=torch.long))
+    task = TaskData(model=torch.nn.Linear(1, 2), train_loader=[], val_loader=[batch])
+    with pytest.raises(ValueError, match=r"train_loader must have len\(\) >= 1"):
+        train(task, epochs=1, scheduler_params=PLRS, device="cpu")
+    task = TaskData(model=torch.nn.Linear(1, 2), train_loader=[batch], val_loader=[])
+    with pytest.raises(ValueError, match="val_loader must yield at least one batch"):
+        train(task, epochs=1, scheduler_params=PLRS, device="cpu")
