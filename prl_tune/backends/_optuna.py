@@ -59,6 +59,7 @@ def run_study(
     if overrides:
         spec = spec.replace(study={**spec.study, **overrides})
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # prl-tune prints its own progress
     study = create_or_resume(spec)
     progress = Progress(spec.n_trials, study.direction, stream=stream, workers=spec.workers)
     progress.start(study)
@@ -78,7 +79,8 @@ def create_or_resume(spec: StudySpec) -> optuna.Study:
     try:
         study = optuna.load_study(study_name=spec.name, storage=storage)
     except KeyError:
-        study = optuna.create_study(study_name=spec.name, storage=storage, direction=spec.direction)
+        direction = StudyDirection[spec.direction.upper()]
+        study = optuna.create_study(study_name=spec.name, storage=storage, direction=direction)
         study.set_user_attr(SPEC_ATTR, current)
         study.set_user_attr(VERSION_ATTR, __version__)
         return study

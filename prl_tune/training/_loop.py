@@ -62,8 +62,8 @@ class TrainResult:
         history: One :class:`EpochMetrics` per finished epoch.
         status: ``"completed"`` or ``"diverged"``.
         steps: Optimizer steps done (for a diverged run: up to the check that stopped it).
-        diverged_at_step: The 1-based step whose loss was first non-finite (``None`` if the
-            run completed).
+        diverged_at_step: The 1-based step whose training loss was first non-finite, or the last
+            step before a non-finite validation loss (``None`` if the run completed).
         reason: Why the run stopped early, e.g. ``"non-finite training loss (nan) at step 17"``.
         lr_tail: The learning rates (group 0) of the last steps checked, oldest first.
         loss_tail: The training losses of the last steps checked, oldest first.
@@ -133,6 +133,15 @@ class _Monitor:
                 return step, f"non-finite training loss ({loss}) at step {step}"
         return None
 
+    def check_epoch(self, metrics: EpochMetrics) -> tuple[int, str] | None:
+        """Return ``(step, reason)`` if the end-of-epoch evaluation shows a broken model."""
+        if not math.isfinite(metrics.val_loss):
+            return metrics.step, (
+                f"non-finite validation loss ({metrics.val_loss}) after epoch {metrics.epoch} "
+                f"(step {metrics.step})"
+            )
+        return None
+
 
 def _evaluate(
     model: torch.nn.Module,
@@ -161,8 +170,8 @@ def _evaluate(
     model.train()
     if count == 0:
         raise ValueError("val_loader must yield at least one batch but yielded none.")
-    accuracy = correct.item() / count if classify else math.nan
-    return loss_sum.item() / count, accuracy
+    loss_total, correct_total = torch.stack([loss_sum, correct.float()]).tolist()
+    return loss_total / count, correct_total / count if classify else math.nan
 
 
 def _check_arguments(
@@ -210,7 +219,9 @@ def train(
     and ``scheduler.step()``. Per-step losses stay on the device and are brought to the host
     every ``check_every`` steps and at the end of each epoch; the first non-finite loss stops
     the run at that check (status ``"diverged"``, no further evaluation). After each epoch the
-    model is evaluated on ``task.val_loader`` and ``on_epoch`` is called with the metrics.
+    model is evaluated on ``task.val_loader`` and ``on_epoch`` is called with the metrics; a
+    non-finite validation loss also stops the run as diverged (that epoch is neither added to
+    the history nor reported).
 
     Args:
         task: The model, data and loss; the model is moved to ``device`` and trained in place.
@@ -301,8 +312,8 @@ class _Run:
             started = time.perf_counter()
             try:
                 train_loss, lrs = self._train_epoch(sched)
-            except _Unstable as stop:
-                return self._result(history, "diverged", stop.step, stop.reason)
+            except _Unstable as unstable:
+                return self._result(history, "diverged", unstable.step, unstable.reason)
             val_loss, val_accuracy = _evaluate(
                 self.model, self.task.val_loader, self.task.loss_fn, self.device
             )
@@ -317,6 +328,9 @@ class _Run:
                 lr_max=max(lrs),
                 seconds=time.perf_counter() - started,
             )
+            stop = self.monitor.check_epoch(metrics)
+            if stop is not None:
+                return self._result(history, "diverged", *stop)
             history.append(metrics)
             if on_epoch is not None:
                 on_epoch(metrics)

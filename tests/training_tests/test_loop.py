@@ -156,6 +156,25 @@ def test_divergence_in_a_later_epoch_keeps_the_finished_epochs() -> None:
     assert seen == result.history
 
 
+class _InfiniteWhenEvaluated(torch.nn.Module):
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs if self.training else inputs * math.inf
+
+
+def test_non_finite_validation_loss_is_a_divergence() -> None:
+    batch = (torch.ones(8, 2), torch.zeros(8, dtype=torch.long))
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), _InfiniteWhenEvaluated())
+    task = TaskData(model=model, train_loader=[batch] * 3, val_loader=[batch])
+    seen: list[EpochMetrics] = []
+    result = train(task, epochs=4, scheduler_params=PLRS, device="cpu", on_epoch=seen.append)
+    assert result.status == "diverged"
+    assert result.diverged_at_step == result.steps == 3
+    assert result.reason is not None
+    assert result.reason.startswith("non-finite validation loss")
+    assert "after epoch 1 (step 3)" in result.reason
+    assert result.history == seen == []
+
+
 class _Stop(Exception):
     pass
 
