@@ -1,10 +1,71 @@
-"""Puts the tests folder on ``sys.path`` so tests can import ``fixtures.*`` modules."""
+"""Shared test set-up: ``tests/`` on ``sys.path`` (for ``fixtures.*``) and a study-file fixture."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 _TESTS = str(Path(__file__).parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
+
+STUDY = """
+[study]
+name = "{name}"
+storage = "{storage}"
+n_trials = {n_trials}
+seed = 0
+{study_extra}
+
+[task]
+name = "{task}"
+epochs = {epochs}
+{task_params}
+
+[optimizer]
+name = "sgd"
+
+[space]
+schedulers = {schedulers}
+lr_max = {lr_max}
+"""
+
+
+@pytest.fixture
+def write_study(tmp_path: Path) -> Callable[..., tuple[Path, str]]:
+    """Write a small study file; returns (path, storage URL)."""
+
+    def write(
+        *,
+        name: str = "t",
+        n_trials: int = 2,
+        epochs: int = 1,
+        task: str = "digits",
+        task_params: str = 'params = { model = "mlp" }',
+        schedulers: str = '["plrs"]',
+        lr_max: str = "[0.01, 0.5]",
+        study_extra: str = "",
+        filename: str = "study.toml",
+    ) -> tuple[Path, str]:
+        storage = f"sqlite:///{tmp_path / 'store.db'}"
+        path = tmp_path / filename
+        path.write_text(
+            STUDY.format(
+                name=name,
+                storage=storage,
+                n_trials=n_trials,
+                epochs=epochs,
+                task=task,
+                task_params=task_params,
+                schedulers=schedulers,
+                lr_max=lr_max,
+                study_extra=study_extra,
+            ),
+            encoding="utf-8",
+        )
+        return path, storage
+
+    return write
