@@ -20,8 +20,11 @@ class PLRSSpace:
     Why this shape: the paper picks ``Lmax`` first (just below where the loss blows up, a scale
     spanning decades, hence log) and then ``Lmin`` as a fraction of it; stability depends almost
     only on ``lr_max`` and the width of the band only on the ratio, so the two axes separate the two
-    effects. ``benchmarks/space_parametrization.py`` compares it with a log-center + relative-width
-    and a log-``lr_min`` + log-width parametrization under the same TPE budget.
+    effects. Measured with ``benchmarks/space_parametrization.py`` (digits CNN, 4 epochs, TPE,
+    30 trials x 20 seeds): best accuracy 0.9746 +- 0.0077 for this shape, 0.9725 +- 0.0121 for
+    log-center + relative width, 0.9697 +- 0.0172 for log-``lr_min`` + log-width and
+    0.9658 +- 0.0244 for two sorted log-uniform draws; the log-``lr_min`` shapes also spent
+    17-24% of trials below 0.5 accuracy against 9-16% for the ``lr_max``-first shapes.
 
     Every trial that :meth:`suggest` sees gets the user attributes ``lr_min``, ``lr_max`` and
     ``lr_center``, so both bounds are visible on every stored trial.
