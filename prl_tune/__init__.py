@@ -26,6 +26,9 @@ _EXPORTS: dict[str, str] = {
     "EpochMetrics": "prl_tune.training",
     "TrainResult": "prl_tune.training",
     "StudySpec": "prl_tune.config",
+    "InstabilityPruner": "prl_tune.pruners",
+    "StabilityRules": "prl_tune.stability",
+    "range_test": "prl_tune.lr_finder",
     "load_spec": "prl_tune.config",
     "SpecError": "prl_tune.config",
     "run_study": "prl_tune.backends",
@@ -35,10 +38,12 @@ __all__ = [
     "PLRS",
     "SCHEDULER_NAMES",
     "EpochMetrics",
+    "InstabilityPruner",
     "KneeLR",
     "PLRSSpace",
     "SchedulerSpace",
     "SpecError",
+    "StabilityRules",
     "StudySpec",
     "TaskData",
     "TrainResult",
@@ -47,6 +52,7 @@ __all__ = [
     "build_scheduler",
     "load_spec",
     "load_task",
+    "range_test",
     "run_study",
     "select_device",
     "train",
@@ -55,8 +61,11 @@ __all__ = [
 if TYPE_CHECKING:
     from prl_tune.backends import run_study
     from prl_tune.config import SpecError, StudySpec, load_spec
+    from prl_tune.lr_finder import range_test
+    from prl_tune.pruners import InstabilityPruner
     from prl_tune.schedulers import PLRS, SCHEDULER_NAMES, KneeLR, build_scheduler
     from prl_tune.space import PLRSSpace, SchedulerSpace
+    from prl_tune.stability import StabilityRules
     from prl_tune.training import (
         EpochMetrics,
         TaskData,

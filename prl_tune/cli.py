@@ -51,6 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("--quiet", action="store_true", help="print only the final summary")
 
+    finder = commands.add_parser(
+        "range-test",
+        help="run the LR range test on a study's task and record it in the store",
+        description="Sweep the LR exponentially on the study's task and optimizer until the "
+        "loss blows up; print the curve and the suggested lr_min/lr_max, save it as a PNG and "
+        'record it on the study (a study with lr_max = "range-test" then uses it).',
+    )
+    finder.add_argument("study_file", metavar="STUDY.toml", help="the study file")
+    finder.add_argument("--storage", help="storage URL (overrides [study] storage)")
+    finder.add_argument(
+        "--plot", metavar="PNG", help="where to save the curve (default: NAME-range-test.png)"
+    )
+    finder.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE"
+    )
+
     summary = commands.add_parser("summary", help="print the summary of a stored study")
     summary.add_argument("--storage", required=True, help="storage URL")
     summary.add_argument("--study", required=True, help="study name")
@@ -63,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "tune":
             return _tune(args)
+        if args.command == "range-test":
+            return _range_test(args)
         return _summary(args)
     except SpecError as exc:
         print(f"prl-tune: error: {exc}", file=sys.stderr)
@@ -81,6 +99,24 @@ def _tune(args: argparse.Namespace) -> int:
     )
     if args.quiet:
         print(format_summary(study))
+    return 0
+
+
+def _range_test(args: argparse.Namespace) -> int:
+    overrides = dict(parse_override(text) for text in args.overrides)
+    if args.storage is not None:
+        overrides["study.storage"] = args.storage
+    spec = load_spec(args.study_file, overrides=overrides)
+    from prl_tune.backends import create_or_resume, record_range_test, run_range_test
+    from prl_tune.report import format_range_test
+
+    print(f"running the LR range test on {spec.task['name']!r} ...", file=sys.stderr)
+    result = run_range_test(spec)
+    study = create_or_resume(spec)
+    record_range_test(study, spec, result)
+    plot = result.plot(args.plot or f"{spec.name}-range-test.png")
+    print(format_range_test(result))
+    print(f"curve saved to {plot}; recorded on study {spec.name!r} in {spec.storage}")
     return 0
 
 

@@ -31,6 +31,7 @@ name = "sgd"
 [space]
 schedulers = {schedulers}
 lr_max = {lr_max}
+{space_extra}
 """
 
 
@@ -48,6 +49,7 @@ def write_study(tmp_path: Path) -> Callable[..., tuple[Path, str]]:
         schedulers: str = '["plrs"]',
         lr_max: str = "[0.01, 0.5]",
         study_extra: str = "",
+        space_extra: str = "",
         filename: str = "study.toml",
     ) -> tuple[Path, str]:
         storage = f"sqlite:///{tmp_path / 'store.db'}"
@@ -63,6 +65,7 @@ def write_study(tmp_path: Path) -> Callable[..., tuple[Path, str]]:
                 schedulers=schedulers,
                 lr_max=lr_max,
                 study_extra=study_extra,
+                space_extra=space_extra,
             ),
             encoding="utf-8",
         )

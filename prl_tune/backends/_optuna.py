@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from prl_tune import __version__
 from prl_tune.backends._objective import optuna_objective
+from prl_tune.backends._range import resolve_lr_max
 from prl_tune.config import SpecError, StudySpec, spec_differences
 from prl_tune.report import Progress, format_summary
 from prl_tune.store import HEARTBEAT_INTERVAL_S, open_storage
@@ -61,12 +62,18 @@ def run_study(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # prl-tune prints its own progress
     study = create_or_resume(spec)
+    lr_max = resolve_lr_max(study, spec)
+    if lr_max is not None and stream is not None:
+        print(
+            f"lr_max range from the LR range test: [{lr_max[0]:.4g}, {lr_max[1]:.4g}]",
+            file=stream,
+        )
     progress = Progress(spec.n_trials, study.direction, stream=stream, workers=spec.workers)
     progress.start(study)
     if spec.workers == 1:
-        _work(spec, 0, None, progress)
+        _work(spec, 0, None, progress, lr_max)
     else:
-        _run_processes(spec, progress)
+        _run_processes(spec, progress, lr_max)
     if stream is not None:
         print(format_summary(study), file=stream)
     return study
@@ -126,22 +133,37 @@ def make_sampler(spec: StudySpec, worker: int) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
-    """The ``[pruner]`` section as an Optuna pruner."""
-    section = spec.pruner
-    if section["name"] == "median":
-        return optuna.pruners.MedianPruner(
+    """The ``[pruning]`` section: the instability pruner around the base pruner.
+
+    The divergence rules run inside the training loop on the per-step training loss (cheaper
+    and earlier than on per-epoch reports), so the pruner applies only the memory and the base.
+    """
+    from prl_tune.pruners import InstabilityPruner
+
+    section = spec.pruning
+    base: optuna.pruners.BasePruner | None = None
+    if section["base"] == "median":
+        base = optuna.pruners.MedianPruner(
             n_startup_trials=section["n_startup_trials"], n_warmup_steps=section["n_warmup_steps"]
         )
-    if section["name"] == "hyperband":
-        return optuna.pruners.HyperbandPruner(
+    elif section["base"] == "hyperband":
+        base = optuna.pruners.HyperbandPruner(
             min_resource=section["min_resource"],
             max_resource=int(spec.task["epochs"]),
             reduction_factor=section["reduction_factor"],
         )
-    return optuna.pruners.NopPruner()
+    return InstabilityPruner(
+        base, rules=spec.stability_rules(), memory=section["memory"], rules_on_reports=False
+    )
 
 
-def _work(spec: StudySpec, worker: int, lock: Any, progress: Progress | None) -> None:
+def _work(
+    spec: StudySpec,
+    worker: int,
+    lock: Any,
+    progress: Progress | None,
+    lr_max: tuple[float, float] | None,
+) -> None:
     """One worker: ask for trials under the lock until the budget is used, run, tell."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(spec.storage)
@@ -168,18 +190,18 @@ def _work(spec: StudySpec, worker: int, lock: Any, progress: Progress | None) ->
                 # them itself (``_heartbeat``) so stale trials are failed and re-run all the same.
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
                 trial = study.ask()
-        state, value = _run_trial(spec, study, trial)
+        state, value = _run_trial(spec, study, trial, lr_max)
         study.tell(trial, value, state=state)
         if progress is not None:
             progress.update(study)
 
 
 def _run_trial(
-    spec: StudySpec, study: optuna.Study, trial: optuna.Trial
+    spec: StudySpec, study: optuna.Study, trial: optuna.Trial, lr_max: tuple[float, float] | None
 ) -> tuple[TrialState, float | None]:
     with _heartbeat(study, trial):
         try:
-            value = optuna_objective(spec, trial)
+            value = optuna_objective(spec, trial, lr_max=lr_max)
         except optuna.TrialPruned:
             return TrialState.PRUNED, None
         except Exception as exc:  # the user's task or model raised: record it, go on
@@ -224,20 +246,26 @@ def _locked(lock: Any) -> Iterator[None]:
         yield
 
 
-def _worker_main(spec_dict: dict[str, Any], source: str, worker: int, lock: Any) -> None:
+def _worker_main(
+    spec_dict: dict[str, Any],
+    source: str,
+    worker: int,
+    lock: Any,
+    lr_max: tuple[float, float] | None,
+) -> None:
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(spec_dict["study"]["workers"])))
-    _work(StudySpec.from_dict(spec_dict, source=source), worker, lock, None)
+    _work(StudySpec.from_dict(spec_dict, source=source), worker, lock, None, lr_max)
 
 
-def _run_processes(spec: StudySpec, progress: Progress) -> None:
+def _run_processes(spec: StudySpec, progress: Progress, lr_max: tuple[float, float] | None) -> None:
     context = multiprocessing.get_context("spawn")
     lock = context.Lock()
     processes = [
         context.Process(
             target=_worker_main,
-            args=(spec.to_dict(), spec.source, worker, lock),
+            args=(spec.to_dict(), spec.source, worker, lock, lr_max),
             name=f"prl-tune-worker-{worker}",
         )
         for worker in range(spec.workers)

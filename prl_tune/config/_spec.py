@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,8 +22,13 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 from prl_tune.space import ALL_SCHEDULERS, PLRSSpace, SchedulerSpace
 
+if TYPE_CHECKING:
+    from prl_tune.stability import StabilityRules
+
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
 PRUNERS = ("none", "median", "hyperband")
+MEMORY_MODES = ("dominance", "lr_max", "off")
+RANGE_TEST = "range-test"
 SAMPLERS = ("tpe", "random")
 OPTIMIZERS = ("sgd", "adamw")
 DEFAULT_STORAGE = "sqlite:///prl_tune.db"
@@ -119,6 +124,31 @@ def _table(label: str, value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+def _rules_field(label: str, value: Any) -> Any:
+    """``true`` (default thresholds), ``false`` (only the non-finite stop) or a table."""
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, dict):
+        raise SpecError(f"{label}: must be true, false or a table of thresholds but got {value!r}.")
+    from prl_tune.stability import StabilityRules
+
+    try:
+        StabilityRules.from_mapping(value)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"[pruning.rules] {exc}") from exc
+    return dict(value)
+
+
+def _lr_max_field(label: str, value: Any) -> Any:
+    if value == RANGE_TEST:
+        return value
+    if isinstance(value, str):
+        raise SpecError(
+            f"{label}: must be a [low, high] list, a number or {RANGE_TEST!r} but got {value!r}."
+        )
+    return _range(label, value)
+
+
 def _pair_of_floats(label: str, value: Any) -> tuple[float, float]:
     if not (isinstance(value, list) and len(value) == 2):
         raise SpecError(f"{label}: must be a [beta1, beta2] list but got {value!r}.")
@@ -159,19 +189,22 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[str, Any], Any], Any]]] = {
     },
     "space": {
         "schedulers": (_names(ALL_SCHEDULERS), ("plrs",)),
-        "lr_max": (_range, (1e-3, 1.0)),
+        "lr_max": (_lr_max_field, (1e-3, 1.0)),
+        "range_test_span": (_float(1.0), 10.0),
         "lr_min_ratio": (_range, None),
         "lr_min": (_range, None),
         "lr": (_range, (1e-3, 1.0)),
         "warmup_steps": (_int(0), 0),
         "allocation": (_str(("equal", "sampler")), "equal"),
     },
-    "pruner": {
-        "name": (_str(PRUNERS), "none"),
+    "pruning": {
+        "base": (_str(PRUNERS), "none"),
         "n_startup_trials": (_int(0), 5),
         "n_warmup_steps": (_int(0), 0),
         "min_resource": (_int(1), 1),
         "reduction_factor": (_int(2), 3),
+        "rules": (_rules_field, True),
+        "memory": (_str(MEMORY_MODES), "dominance"),
     },
 }
 _REQUIRED_SECTIONS = ("study", "task")
@@ -194,7 +227,7 @@ class StudySpec:
     task: dict[str, Any]
     optimizer: dict[str, Any]
     space: dict[str, Any]
-    pruner: dict[str, Any]
+    pruning: dict[str, Any]
     source: str = field(default="<dict>", compare=False)
 
     @property
@@ -221,14 +254,36 @@ class StudySpec:
     def workers(self) -> int:
         return int(self.study["workers"])
 
-    def search_space(self) -> SchedulerSpace:
-        """The ``SchedulerSpace`` the ``[space]`` section describes (already validated)."""
-        return _build_space(self.space, "[space]")
+    def search_space(self, lr_max: tuple[float, float] | None = None) -> SchedulerSpace:
+        """The ``SchedulerSpace`` the ``[space]`` section describes (already validated).
+
+        ``lr_max`` replaces ``[space] lr_max``; it is required when that is ``"range-test"``
+        (the backend resolves it with the LR range test and stores the result).
+        """
+        space = dict(self.space)
+        if lr_max is not None:
+            space["lr_max"] = lr_max
+        elif space["lr_max"] == RANGE_TEST:
+            raise ValueError("[space] lr_max is 'range-test': pass the range the test found.")
+        return _build_space(space, "[space]")
+
+    def stability_rules(self) -> StabilityRules:
+        """The ``[pruning] rules`` as ``StabilityRules`` (``false``: only the non-finite stop)."""
+        from prl_tune.stability import StabilityRules
+
+        rules = self.pruning["rules"]
+        if rules is True:
+            return StabilityRules()
+        if rules is False:
+            return StabilityRules.from_mapping(
+                {"explode_factor": None, "collapse_window": None, "rise_window": None}
+            )
+        return StabilityRules.from_mapping(rules)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every section (tuples become lists)."""
         data = {
-            name: getattr(self, name) for name in ("study", "task", "optimizer", "space", "pruner")
+            name: getattr(self, name) for name in ("study", "task", "optimizer", "space", "pruning")
         }
         result: dict[str, Any] = json.loads(json.dumps(data))
         return result
@@ -353,7 +408,12 @@ def _check_task(task: dict[str, Any]) -> None:
 
 
 def _build_space(space: Mapping[str, Any], label: str) -> SchedulerSpace:
-    kwargs: dict[str, Any] = {"lr_max": space["lr_max"]}
+    lr_max = space["lr_max"]
+    if lr_max == RANGE_TEST:  # resolved at run time; check the rest with a stand-in range
+        lr_max = (1e-3, 1.0) if space["lr_min"] is None else (space["lr_min"][0], 1.0)
+        if isinstance(space["lr_min"], (int, float)):
+            lr_max = (float(space["lr_min"]), float(space["lr_min"]) * 10)
+    kwargs: dict[str, Any] = {"lr_max": lr_max}
     if space["lr_min_ratio"] is not None:
         kwargs["lr_min_ratio"] = space["lr_min_ratio"]
     if space["lr_min"] is not None:
@@ -419,4 +479,11 @@ def spec_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> l
     return diffs
 
 
-__all__ = ["DEFAULT_STORAGE", "SpecError", "StudySpec", "load_spec", "parse_override"]
+__all__ = [
+    "DEFAULT_STORAGE",
+    "RANGE_TEST",
+    "SpecError",
+    "StudySpec",
+    "load_spec",
+    "parse_override",
+]

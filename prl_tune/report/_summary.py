@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    from prl_tune.lr_finder import RangeTestResult
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -126,6 +129,14 @@ def format_summary(study: optuna.Study, *, top: int = 5) -> str:
     lines.append(
         "  by state: " + ", ".join(f"{name} {count}" for name, count in sorted(states.items()))
     )
+    pruned_by = Counter(
+        str(t.user_attrs.get("pruned_by", "base")) for t in trials if t.state == TrialState.PRUNED
+    )
+    if pruned_by:
+        lines.append(
+            "  pruned by: " + ", ".join(f"{name} {n}" for name, n in sorted(pruned_by.items()))
+        )
+    lines.extend(_boundary_lines(study))
     best = _best(trials, study.direction)
     if best is None:
         lines.append("  no completed trial yet")
@@ -153,6 +164,39 @@ def format_summary(study: optuna.Study, *, top: int = 5) -> str:
     ]
     lines.append(f"  top {len(rows)} trials:")
     lines.extend("    " + line for line in format_table(header, rows).splitlines())
+    return "\n".join(lines)
+
+
+def _boundary_lines(study: optuna.Study) -> list[str]:
+    from prl_tune.pruners import stability_boundary
+
+    lines = []
+    for context, (stable, unstable) in sorted(stability_boundary(study).items(), key=str):
+        if unstable is None:
+            continue
+        label = ", ".join(f"{k}={v}" for k, v in context) if context else "all trials"
+        lines.append(
+            f"  stability boundary ({label}): stable up to lr_max {_fmt(stable)}, "
+            f"unstable from lr_max {_fmt(unstable)}"
+        )
+    return lines
+
+
+def format_range_test(result: RangeTestResult, *, rows: int = 12) -> str:
+    """The range test as text: the curve at ``rows`` points and the suggestions."""
+    n = len(result.lrs)
+    picks = sorted({round(i * (n - 1) / max(1, rows - 1)) for i in range(rows)})
+    table = format_table(
+        ["lr", "smoothed loss"],
+        [[_fmt(result.lrs[i]), _fmt(result.losses[i])] for i in picks],
+    )
+    lines = [table, ""]
+    lines.append(f"suggested lr_max: {_fmt(result.suggested_lr_max)}")
+    lines.append(f"suggested lr_min: {_fmt(result.suggested_lr_min)}")
+    lines.append(f"minimum loss at lr {_fmt(result.min_loss_lr)}")
+    lines.append(f"steepest descent at lr {_fmt(result.steepest_lr)}")
+    diverged = "-" if result.diverged_lr is None else _fmt(result.diverged_lr)
+    lines.append(f"diverged at lr {diverged}")
     return "\n".join(lines)
 
 

@@ -87,11 +87,38 @@ def test_crashing_user_task_fails_its_trial_and_the_study_goes_on(write_study) -
 def test_diverging_trials_are_pruned_with_reason_and_step(write_study) -> None:
     path, storage = write_study(n_trials=2, lr_max="[1e5, 1e6]")
     assert main(["tune", str(path), "--quiet"]) == 0
-    for trial in _trials(storage):
+    trials = _trials(storage)
+    first = trials[0]
+    assert first.state == TrialState.PRUNED
+    assert first.user_attrs["pruned_by"] == "rules"
+    assert first.user_attrs["instability"] in ("non-finite", "exploded")
+    assert 1 <= first.user_attrs["diverged_at_step"] <= 23
+    assert first.constraints == {"unstable": 1.0}  # the sampler sees the region as infeasible
+    # The second range is no less aggressive in lr_max; it either diverged too or was skipped.
+    assert trials[1].state == TrialState.PRUNED and trials[1].user_attrs["unstable"]
+
+
+def test_memory_skips_ranges_dominating_an_unstable_one(write_study) -> None:
+    # One fixed, diverging range: the first trial diverges, the memory skips the rest.
+    path, storage = write_study(n_trials=4, lr_max="1e5", space_extra="lr_min_ratio = 1.0")
+    assert main(["tune", str(path), "--quiet"]) == 0
+    first, *rest = _trials(storage)
+    assert first.user_attrs["pruned_by"] == "rules"
+    assert first.user_attrs["steps"] > 0
+    for trial in rest:
         assert trial.state == TrialState.PRUNED
-        assert "non-finite" in trial.user_attrs["prune_reason"]
-        assert 1 <= trial.user_attrs["diverged_at_step"] <= 23
-        assert trial.intermediate_values == {1: 0.0}  # the sampler sees the region as bad
+        assert trial.user_attrs["pruned_by"] == "memory"
+        assert trial.user_attrs["steps"] == 0
+        assert "unstable trial 0" in trial.user_attrs["prune_reason"]
+        assert trial.constraints == {"unstable": 1.0}
+
+
+def test_summary_states_the_learned_stability_boundary(write_study, capsys) -> None:
+    path, _ = write_study(n_trials=6, lr_max="[0.01, 1e4]", study_extra='sampler = "random"')
+    assert main(["tune", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "pruned by: " in err
+    assert "stability boundary (scheduler=plrs): stable up to lr_max" in err
 
 
 def test_equal_allocation_gives_every_scheduler_the_same_trials(write_study) -> None:
@@ -148,7 +175,7 @@ BAD = [
     ('schedulers = ["plrs"]', 'schedulers = ["plrs", "cyclic"]', "[space] schedulers:"),
     ("n_trials = 2", "n_trials = 0", "[study] n_trials: must be >= 1 but got 0"),
     ("epochs = 1", 'epochs = "1"', "[task] epochs: must be an integer"),
-    ("seed = 0", 'seed = 0\n[pruner]\nname = "asha"', "[pruner] name:"),
+    ("seed = 0", 'seed = 0\n[pruning]\nbase = "asha"', "[pruning] base:"),
 ]
 
 

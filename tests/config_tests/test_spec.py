@@ -12,7 +12,7 @@ VALID = {
     "task": {"name": "digits", "epochs": 2, "params": {"model": "mlp"}},
     "optimizer": {"name": "sgd"},
     "space": {"lr_max": [0.001, 1.0]},
-    "pruner": {"name": "median"},
+    "pruning": {"base": "median"},
 }
 
 
@@ -69,8 +69,13 @@ def test_every_study_file_in_the_repo_is_valid() -> None:
         (_with("space", "lr_min", [0.5, 0.9]), "[space] lr_max: must not reach below lr_min"),
         (_with("space", "lr_min_ratio", [0.0, 2.0]), "[space] lr_min_ratio"),
         (_with("space", "schedulers", ["plrs", "sgdr"]), "[space] schedulers: each must be one"),
-        (_with("pruner", "name", "asha"), "[pruner] name: must be one of"),
-        (_with("pruner", "reduction_factor", 1), "[pruner] reduction_factor: must be >= 2"),
+        (_with("pruning", "base", "asha"), "[pruning] base: must be one of"),
+        (_with("pruning", "reduction_factor", 1), "[pruning] reduction_factor: must be >= 2"),
+        (_with("pruning", "memory", "always"), "[pruning] memory: must be one of"),
+        (_with("pruning", "rules", "yes"), "[pruning] rules: must be true, false or a table"),
+        (_with("pruning", "rules", {"collapse_window": 0}), "[pruning.rules] collapse_window"),
+        (_with("pruning", "rules", {"windw": 3}), "[pruning.rules]"),
+        (_with("space", "lr_max", "auto"), "[space] lr_max: must be a [low, high] list, a number or"),
         ({**VALID, "extra": {}}, "[extra]: unknown section"),
         ({k: v for k, v in VALID.items() if k != "task"}, "[task]: required section is missing"),
     ],

@@ -1,0 +1,88 @@
+"""A memory of unstable LR ranges across trials (pure Python; hosts feed it their records)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+
+MEMORY_MODES = ("dominance", "lr_max", "off")
+
+
+@dataclass(frozen=True)
+class RangeRecord:
+    """One finished trial's LR range and whether it was unstable.
+
+    Args:
+        lr_min: lower LR bound (for a schedule with one peak LR: that LR).
+        lr_max: upper LR bound (or the peak LR).
+        unstable: whether the trial diverged, exploded or collapsed.
+        context: everything else that was searched (scheduler, optimizer settings, ...); only
+            records with an equal context are compared.
+        trial: the trial's number, for messages.
+    """
+
+    lr_min: float
+    lr_max: float
+    unstable: bool
+    context: Hashable = ()
+    trial: int | None = None
+
+
+class UnstableRangeMemory:
+    """Which new LR ranges are at least as aggressive as one already seen to be unstable.
+
+    Mode ``"dominance"`` (the default) blocks a range ``[a, b]`` when an unstable range
+    ``[a', b']`` with the same context has ``a >= a'`` and ``b >= b'``: every draw of the new
+    range is stochastically larger than one of the unstable range. Mode ``"lr_max"`` blocks on
+    ``b >= b'`` alone (the paper's stability condition ``lr_max < 1/beta`` only involves
+    ``lr_max``) — more aggressive, so it saves more and risks more. ``"off"`` blocks nothing.
+
+    A stable record never blocks anything, and a stable trial seen *above* an unstable one (a
+    noisy boundary) makes the memory stop blocking ranges up to that stable one: a range is
+    only blocked when no stable range with the same context dominates it too.
+
+    Example:
+        >>> memory = UnstableRangeMemory()
+        >>> memory.add(RangeRecord(lr_min=1.4, lr_max=2.0, unstable=True, trial=3))
+        >>> memory.blocker(1.5, 2.5).trial
+        3
+        >>> memory.blocker(0.1, 2.5) is None
+        True
+    """
+
+    def __init__(self, mode: str = "dominance", records: Iterable[RangeRecord] = ()) -> None:
+        if mode not in MEMORY_MODES:
+            raise ValueError(f"mode must be one of {list(MEMORY_MODES)} but got {mode!r}.")
+        self.mode = mode
+        self.records: list[RangeRecord] = list(records)
+
+    def add(self, record: RangeRecord) -> None:
+        """Remember one finished trial."""
+        self.records.append(record)
+
+    def _dominates(self, lr_min: float, lr_max: float, record: RangeRecord) -> bool:
+        if self.mode == "lr_max":
+            return lr_max >= record.lr_max
+        return lr_min >= record.lr_min and lr_max >= record.lr_max
+
+    def blocker(self, lr_min: float, lr_max: float, context: Hashable = ()) -> RangeRecord | None:
+        """The unstable record that makes ``[lr_min, lr_max]`` too aggressive, or ``None``."""
+        if self.mode == "off":
+            return None
+        same = [r for r in self.records if r.context == context]
+        for record in sorted((r for r in same if r.unstable), key=lambda r: r.lr_max):
+            if not self._dominates(lr_min, lr_max, record):
+                continue
+            # A stable range that is itself at least as aggressive as this one contradicts
+            # the memory here: trust the observation and do not block.
+            if any(not r.unstable and r.lr_max >= lr_max and r.lr_min >= lr_min for r in same):
+                return None
+            return record
+        return None
+
+    def boundary(self, context: Hashable = ()) -> tuple[float | None, float | None]:
+        """``(largest stable lr_max, smallest unstable lr_max)`` seen for ``context``."""
+        same = [r for r in self.records if r.context == context]
+        stable = [r.lr_max for r in same if not r.unstable]
+        unstable = [r.lr_max for r in same if r.unstable]
+        return (max(stable) if stable else None, min(unstable) if unstable else None)

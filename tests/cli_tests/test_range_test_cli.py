@@ -1,0 +1,46 @@
+"""``prl-tune range-test`` and studies whose lr_max range comes from the range test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from prl_tune.backends import RANGE_TEST_ATTR
+from prl_tune.cli import main
+from prl_tune.lr_finder import RangeTestResult
+
+
+def test_range_test_command_prints_plots_and_records(write_study, tmp_path, capsys) -> None:
+    path, storage = write_study()
+    plot = tmp_path / "curve.png"
+    assert main(["range-test", str(path), "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "suggested lr_max:" in out and "suggested lr_min:" in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    record = optuna.load_study(study_name="t", storage=storage).user_attrs[RANGE_TEST_ATTR]
+    result = RangeTestResult.from_dict(record["result"])
+    assert record["lr_max"][1] == pytest.approx(result.suggested_lr_max)
+    assert len(result.lrs) == len(result.losses) >= 10
+
+
+def test_study_with_range_test_bounds_searches_below_the_suggestion(write_study) -> None:
+    path, storage = write_study(n_trials=3, lr_max='"range-test"')
+    assert main(["tune", str(path), "--quiet"]) == 0
+    study = optuna.load_study(study_name="t", storage=storage)
+    low, high = study.user_attrs[RANGE_TEST_ATTR]["lr_max"]
+    assert high / low == pytest.approx(10.0)  # the default range_test_span
+    for trial in study.trials:
+        assert low * (1 - 1e-9) <= trial.user_attrs["lr_max"] <= high * (1 + 1e-9)
+    # resuming reuses the stored test instead of running it again
+    stored = study.user_attrs[RANGE_TEST_ATTR]
+    assert main(["tune", str(path), "--quiet", "--n-trials", "4"]) == 0
+    assert optuna.load_study(study_name="t", storage=storage).user_attrs[RANGE_TEST_ATTR] == stored
+
+
+def test_range_test_with_a_bad_study_file_exits_2(write_study, tmp_path: Path) -> None:
+    path, storage = write_study()
+    path.write_text(path.read_text().replace("n_trials = 2", "n_trials = -1"), encoding="utf-8")
+    assert main(["range-test", str(path)]) == 2
+    assert not Path(storage.removeprefix("sqlite:///")).exists()

@@ -1,0 +1,150 @@
+"""InstabilityPruner through Optuna's public API on real SQLite storage."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from prl_tune.pruners import CONSTRAINT_KEY, InstabilityPruner, mark_unstable, stability_boundary
+from prl_tune.stability import StabilityRules
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def _study(tmp_path: Path, pruner: optuna.pruners.BasePruner, direction: str = "maximize"):
+    storage = f"sqlite:///{tmp_path / 'p.db'}"
+    return optuna.create_study(
+        storage=storage, study_name="p", pruner=pruner, direction=direction
+    ), storage
+
+
+def _trial_with_range(study: optuna.Study, lr_min: float, lr_max: float) -> optuna.Trial:
+    trial = study.ask()
+    trial.set_user_attr("lr_min", lr_min)
+    trial.set_user_attr("lr_max", lr_max)
+    return trial
+
+
+def _unstable_trial(study: optuna.Study, lr_min: float, lr_max: float) -> None:
+    trial = _trial_with_range(study, lr_min, lr_max)
+    mark_unstable(study, trial, reason="collapsed", pruned_by="rules", kind="collapsed", step=40)
+    study.tell(trial, state=TrialState.PRUNED)
+
+
+def test_memory_prunes_a_dominated_range_at_its_first_check(tmp_path: Path) -> None:
+    study, _ = _study(tmp_path, InstabilityPruner())
+    _unstable_trial(study, 1.4, 2.0)
+    trial = _trial_with_range(study, 1.5, 2.5)
+    trial.report(0.9, 1)
+    assert trial.should_prune()
+    stored = study._storage.get_trial(trial._trial_id)
+    assert stored.user_attrs["pruned_by"] == "memory"
+    assert "unstable trial 0" in stored.user_attrs["prune_reason"]
+    assert stored.constraints == {CONSTRAINT_KEY: 1.0}
+
+
+def test_memory_lets_a_less_aggressive_range_run(tmp_path: Path) -> None:
+    study, _ = _study(tmp_path, InstabilityPruner())
+    _unstable_trial(study, 1.4, 2.0)
+    trial = _trial_with_range(study, 0.1, 2.5)
+    trial.report(0.9, 1)
+    assert not trial.should_prune()
+    (tmp_path / "strict").mkdir()
+    strict, _ = _study(tmp_path / "strict", InstabilityPruner(memory="lr_max"))
+    _unstable_trial(strict, 1.4, 2.0)
+    trial = _trial_with_range(strict, 0.1, 2.5)
+    trial.report(0.9, 1)
+    assert trial.should_prune()
+
+
+def test_memory_is_shared_across_processes_through_the_store(tmp_path: Path) -> None:
+    study, storage = _study(tmp_path, InstabilityPruner())
+    script = textwrap.dedent(
+        f"""
+        import optuna
+        from optuna.trial import TrialState
+        from prl_tune.pruners import mark_unstable
+        study = optuna.load_study(study_name="p", storage={storage!r})
+        trial = study.ask()
+        trial.set_user_attr("lr_min", 1.4)
+        trial.set_user_attr("lr_max", 2.0)
+        mark_unstable(study, trial, reason="exploded", pruned_by="rules", kind="exploded")
+        study.tell(trial, state=TrialState.PRUNED)
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    trial = _trial_with_range(study, 1.5, 3.0)
+    trial.report(0.5, 1)
+    assert trial.should_prune()
+
+
+def test_rules_apply_to_reported_losses_of_a_minimized_study(tmp_path: Path) -> None:
+    study, _ = _study(tmp_path, InstabilityPruner(memory="off"), direction="minimize")
+    trial = study.ask()
+    trial.report(2.3, 1)
+    assert not trial.should_prune()
+    trial.report(math.nan, 2)
+    assert trial.should_prune()
+    stored = study._storage.get_trial(trial._trial_id)
+    assert stored.user_attrs["instability"] == "non-finite"
+    assert stored.user_attrs["pruned_by"] == "rules"
+    assert stored.user_attrs["diverged_at_step"] == 2
+
+
+def test_healthy_losses_defer_to_the_base_pruner(tmp_path: Path) -> None:
+    base = optuna.pruners.ThresholdPruner(upper=1.0)
+    study, _ = _study(tmp_path, InstabilityPruner(base), direction="minimize")
+    trial = study.ask()
+    for step, loss in enumerate([2.3, 1.5, 1.2], start=1):
+        trial.report(loss, step)
+    assert trial.should_prune()  # the base (threshold 1.0) prunes, not the rules
+    assert "pruned_by" not in study._storage.get_trial(trial._trial_id).user_attrs
+    trial2 = study.ask()
+    for step, loss in enumerate([2.3, 0.9, 0.5], start=1):
+        trial2.report(loss, step)
+    assert not trial2.should_prune()
+
+
+def test_maximized_accuracy_reports_are_not_treated_as_losses(tmp_path: Path) -> None:
+    study, _ = _study(tmp_path, InstabilityPruner(memory="off"))
+    trial = study.ask()
+    for step, accuracy in enumerate([0.1, 0.5, 20.0 * 0.05], start=1):
+        trial.report(accuracy, step)
+    assert not trial.should_prune()
+
+
+def test_stability_boundary_is_queryable_from_the_store(tmp_path: Path) -> None:
+    study, storage = _study(tmp_path, InstabilityPruner())
+    for lr_max in (0.1, 0.5):
+        trial = _trial_with_range(study, 0.7 * lr_max, lr_max)
+        study.tell(trial, 0.9)
+    _unstable_trial(study, 1.4, 2.0)
+    reloaded = optuna.load_study(study_name="p", storage=storage)
+    assert list(stability_boundary(reloaded).values()) == [(0.5, 2.0)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "fragment"),
+    [
+        ({"base": "median"}, TypeError, "base"),
+        ({"rules": {"check_every": 3}}, TypeError, "rules"),
+        ({"memory": "yes"}, ValueError, "memory"),
+        ({"rules_on_reports": 1}, TypeError, "rules_on_reports"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, error: type, fragment: str) -> None:
+    with pytest.raises(error, match=fragment):
+        InstabilityPruner(**kwargs)
+
+
+def test_default_rules_are_the_stability_defaults() -> None:
+    assert InstabilityPruner().rules == StabilityRules()
