@@ -14,12 +14,11 @@ def check_range(
     low: float = 0.0,
     high: float = math.inf,
     allow_low: bool = False,
-    allow_equal: bool = False,
 ) -> tuple[float, float]:
     """Return ``value`` as a ``(lo, hi)`` pair of floats inside ``[low, high]``.
 
-    A single number means a fixed value ``(v, v)``. The rule checked: both finite, ``lo <= hi``
-    (``lo < hi`` unless ``allow_equal``), ``lo > low`` (``>=`` with ``allow_low``), ``hi <= high``.
+    A single number ``v`` (or a pair ``[v, v]``) means a fixed value ``(v, v)``. The rule
+    checked: both finite, ``lo <= hi``, ``lo > low`` (``>=`` with ``allow_low``), ``hi <= high``.
     """
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a number or a [low, high] pair but got {value!r}.")
@@ -43,6 +42,6 @@ def check_range(
         raise ValueError(f"{name} must be {bound} {low:g} but got {shown!r}.")
     if hi > high:
         raise ValueError(f"{name} must be <= {high:g} but got {shown!r}.")
-    if lo > hi or (lo == hi and not fixed and not allow_equal):
-        raise ValueError(f"{name} must be a [low, high] pair with low < high but got {shown!r}.")
+    if lo > hi:
+        raise ValueError(f"{name} must be a [low, high] pair with low <= high but got {shown!r}.")
     return lo, hi

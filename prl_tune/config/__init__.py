@@ -2,6 +2,7 @@
 
 from prl_tune.config._spec import (
     DEFAULT_STORAGE,
+    RANGE_TEST,
     SpecError,
     StudySpec,
     load_spec,
@@ -11,6 +12,7 @@ from prl_tune.config._spec import (
 
 __all__ = [
     "DEFAULT_STORAGE",
+    "RANGE_TEST",
     "SpecError",
     "StudySpec",
     "load_spec",

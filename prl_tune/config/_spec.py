@@ -21,13 +21,13 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from prl_tune.space import ALL_SCHEDULERS, PLRSSpace, SchedulerSpace
+from prl_tune.stability import MEMORY_MODES
 
 if TYPE_CHECKING:
     from prl_tune.stability import StabilityRules
 
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
 PRUNERS = ("none", "median", "hyperband")
-MEMORY_MODES = ("dominance", "lr_max", "off")
 RANGE_TEST = "range-test"
 SAMPLERS = ("tpe", "random")
 OPTIMIZERS = ("sgd", "adamw")
@@ -132,11 +132,19 @@ def _rules_field(label: str, value: Any) -> Any:
         raise SpecError(f"{label}: must be true, false or a table of thresholds but got {value!r}.")
     from prl_tune.stability import StabilityRules
 
+    # TOML has no null: ``false`` switches off a rule whose threshold is optional.
+    rules = {
+        key: None if item is False and key in _OPTIONAL_RULES else item
+        for key, item in value.items()
+    }
     try:
-        StabilityRules.from_mapping(value)
+        StabilityRules.from_mapping(rules)
     except (TypeError, ValueError) as exc:
         raise SpecError(f"[pruning.rules] {exc}") from exc
-    return dict(value)
+    return rules
+
+
+_OPTIONAL_RULES = ("explode_factor", "collapse_window", "rise_window")
 
 
 def _lr_max_field(label: str, value: Any) -> Any:

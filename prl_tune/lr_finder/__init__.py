@@ -7,7 +7,6 @@ from prl_tune.lr_finder._range_test import (
     RangeTestResult,
     range_test,
     range_test_task,
-    suggest,
 )
 
-__all__ = ["STEP_MODES", "RangeTestResult", "range_test", "range_test_task", "suggest"]
+__all__ = ["STEP_MODES", "RangeTestResult", "range_test", "range_test_task"]

@@ -11,8 +11,13 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from prl_tune.stability import StabilityMonitor, StabilityRules
-from prl_tune.stability._memory import MEMORY_MODES, RangeRecord, UnstableRangeMemory
+from prl_tune.stability import (
+    MEMORY_MODES,
+    RangeRecord,
+    StabilityMonitor,
+    StabilityRules,
+    UnstableRangeMemory,
+)
 
 if TYPE_CHECKING:
     from prl_tune.stability import Verdict

@@ -174,7 +174,8 @@ def _boundary_lines(study: optuna.Study) -> list[str]:
     for context, (stable, unstable) in sorted(stability_boundary(study).items(), key=str):
         if unstable is None:
             continue
-        label = ", ".join(f"{k}={v}" for k, v in context) if context else "all trials"
+        pairs = context if isinstance(context, tuple) else ()
+        label = ", ".join(f"{k}={v}" for k, v in pairs) if pairs else "all trials"
         lines.append(
             f"  stability boundary ({label}): stable up to lr_max {_fmt(stable)}, "
             f"unstable from lr_max {_fmt(unstable)}"

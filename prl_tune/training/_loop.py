@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from prl_tune.schedulers import build_scheduler
+from prl_tune.stability import StabilityMonitor, StabilityRules, Verdict
 from prl_tune.training._device import select_device
 from prl_tune.training._optim import build_optimizer
 from prl_tune.training._task import TaskData
@@ -62,11 +63,17 @@ class TrainResult:
         history: One :class:`EpochMetrics` per finished epoch.
         status: ``"completed"`` or ``"diverged"``.
         steps: Optimizer steps done (for a diverged run: up to the check that stopped it).
-        diverged_at_step: The 1-based step whose training loss was first non-finite, or the last
-            step before a non-finite validation loss (``None`` if the run completed).
+        diverged_at_step: The 1-based step at which a stability rule fired (for a non-finite
+            training loss: the first non-finite step), or the last step before a non-finite
+            validation loss (``None`` if the run completed).
         reason: Why the run stopped early, e.g. ``"non-finite training loss (nan) at step 17"``.
-        lr_tail: The learning rates (group 0) of the last steps checked, oldest first.
-        loss_tail: The training losses of the last steps checked, oldest first.
+        instability: The kind of instability that stopped the run, a
+            :class:`~prl_tune.stability.Verdict` kind: ``"non-finite"`` (also for a non-finite
+            validation loss), ``"exploded"``, ``"collapsed"`` or ``"rising"`` (``None`` if the
+            run completed).
+        lr_tail: The learning rates (group 0) of the last steps checked, oldest first (for a
+            run stopped by a rule on the training loss: up to ``diverged_at_step``).
+        loss_tail: The training losses of the same steps as ``lr_tail``.
     """
 
     history: list[EpochMetrics]
@@ -74,6 +81,7 @@ class TrainResult:
     steps: int
     diverged_at_step: int | None = None
     reason: str | None = None
+    instability: str | None = None
     lr_tail: list[float] = field(default_factory=list)
     loss_tail: list[float] = field(default_factory=list)
 
@@ -108,37 +116,36 @@ class TrainResult:
 class _Unstable(Exception):
     """Raised inside the epoch loop when a stability rule stops the run."""
 
-    def __init__(self, step: int, reason: str) -> None:
-        super().__init__(reason)
-        self.step = step
-        self.reason = reason
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.reason)
+        self.verdict = verdict
 
 
 class _Monitor:
-    """Keeps the recent per-step history and decides, at each check point, whether to stop."""
+    """Keeps the recent per-step history and applies the stability rules at each check point."""
 
-    def __init__(self) -> None:
+    def __init__(self, rules: StabilityRules, chance_loss: float | None) -> None:
+        self.stability = StabilityMonitor(rules, chance_loss=chance_loss)
         self.loss_tail: deque[float] = deque(maxlen=_TAIL_LENGTH)
         self.lr_tail: deque[float] = deque(maxlen=_TAIL_LENGTH)
 
-    def check(
-        self, losses: list[float], lrs: list[float], first_step: int
-    ) -> tuple[int, str] | None:
-        """Record steps ``first_step, first_step + 1, ...``; return ``(step, reason)`` to stop."""
-        for offset, (loss, lr) in enumerate(zip(losses, lrs, strict=True)):
-            self.loss_tail.append(loss)
-            self.lr_tail.append(lr)
-            if not math.isfinite(loss):
-                step = first_step + offset
-                return step, f"non-finite training loss ({loss}) at step {step}"
-        return None
+    def check(self, losses: list[float], lrs: list[float], first_step: int) -> Verdict | None:
+        """Record steps ``first_step, first_step + 1, ...``; return a verdict to stop."""
+        verdict = self.stability.observe(losses, first_step)
+        # The tails end at the step whose loss decided, as a reader of the result expects.
+        end = len(losses) if verdict is None else verdict.step - first_step + 1
+        self.loss_tail.extend(losses[:end])
+        self.lr_tail.extend(lrs[:end])
+        return verdict
 
-    def check_epoch(self, metrics: EpochMetrics) -> tuple[int, str] | None:
-        """Return ``(step, reason)`` if the end-of-epoch evaluation shows a broken model."""
+    def check_epoch(self, metrics: EpochMetrics) -> Verdict | None:
+        """Return a verdict if the end-of-epoch evaluation shows a broken model."""
         if not math.isfinite(metrics.val_loss):
-            return metrics.step, (
+            return Verdict(
+                "non-finite",
+                metrics.step,
                 f"non-finite validation loss ({metrics.val_loss}) after epoch {metrics.epoch} "
-                f"(step {metrics.step})"
+                f"(step {metrics.step})",
             )
         return None
 
@@ -177,20 +184,44 @@ def _evaluate(
 def _check_arguments(
     epochs: int,
     grad_clip: float | None,
-    check_every: int,
     optimizer_params: Mapping[str, Any],
 ) -> None:
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1 but got {epochs!r}.")
     if grad_clip is not None and not (math.isfinite(grad_clip) and grad_clip > 0):
         raise ValueError(f"grad_clip must be a finite number > 0 or None but got {grad_clip}.")
-    if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
-        raise ValueError(f"check_every must be an int >= 1 but got {check_every!r}.")
     if "lr" in optimizer_params:
         raise ValueError(
             "optimizer_params must not contain 'lr' (the scheduler sets the learning rate) "
             f"but got lr={optimizer_params['lr']!r}."
         )
+
+
+def _resolve_rules(stability: StabilityRules | None, check_every: int | None) -> StabilityRules:
+    """The rules to apply: ``stability`` (default ``StabilityRules()``) with ``check_every``."""
+    if check_every is not None and (
+        isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1
+    ):
+        raise ValueError(f"check_every must be an int >= 1 or None but got {check_every!r}.")
+    if stability is None:
+        return StabilityRules() if check_every is None else StabilityRules(check_every=check_every)
+    if not isinstance(stability, StabilityRules):
+        raise TypeError(
+            f"stability must be a StabilityRules or None but got {type(stability).__name__}."
+        )
+    if check_every is not None and check_every != stability.check_every:
+        raise ValueError(
+            f"check_every must equal stability.check_every ({stability.check_every}) when both "
+            f"are given but got {check_every}."
+        )
+    return stability
+
+
+def _chance_loss(task: TaskData) -> float | None:
+    """``ln C`` for cross-entropy over ``task.num_classes`` classes; ``None`` otherwise."""
+    if task.num_classes is not None and task.loss_fn is torch.nn.functional.cross_entropy:
+        return math.log(task.num_classes)
+    return None
 
 
 def train(
@@ -204,8 +235,10 @@ def train(
     grad_clip: float | None = None,
     device: torch.device | str = "auto",
     seed: int = 0,
-    check_every: int = 8,
+    check_every: int | None = None,
+    stability: StabilityRules | None = None,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
+    on_check: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
     """Train ``task.model`` for ``epochs`` epochs under a learning-rate scheduler.
 
@@ -217,11 +250,16 @@ def train(
 
     Each batch runs forward, loss, backward, optional gradient clipping, ``optimizer.step()``
     and ``scheduler.step()``. Per-step losses stay on the device and are brought to the host
-    every ``check_every`` steps and at the end of each epoch; the first non-finite loss stops
-    the run at that check (status ``"diverged"``, no further evaluation). After each epoch the
-    model is evaluated on ``task.val_loader`` and ``on_epoch`` is called with the metrics; a
-    non-finite validation loss also stops the run as diverged (that epoch is neither added to
-    the history nor reported).
+    every ``check_every`` steps and at the end of each epoch (a *check*); there a
+    :class:`~prl_tune.stability.StabilityMonitor` applies the ``stability`` rules to them. When
+    a rule fires (a non-finite loss, an explosion, a collapse to chance level after a spike,
+    ...) the run stops at that check: status ``"diverged"``, ``diverged_at_step``, ``reason``
+    and ``instability`` from the verdict, no further evaluation. The chance level the collapse
+    rule needs is ``ln(task.num_classes)`` when the task has ``num_classes`` and uses
+    ``torch.nn.functional.cross_entropy``; otherwise the collapse rule is off. After each epoch
+    the model is evaluated on ``task.val_loader`` and ``on_epoch`` is called with the metrics;
+    a non-finite validation loss also stops the run as diverged (that epoch is neither added
+    to the history nor reported).
 
     Args:
         task: The model, data and loss; the model is moved to ``device`` and trained in place.
@@ -239,16 +277,28 @@ def train(
         seed: Seeds the global torch RNG inside the run (dropout etc.; the caller's RNG state
             is restored afterwards) and PLRS's draws (default 0). With the same task and seed a
             CPU run is repeatable exactly.
-        check_every: Steps between host-side stability checks, an int ``>= 1`` (default 8).
+        check_every: Steps between checks, an int ``>= 1``; kept for compatibility, the same
+            as ``stability.check_every`` (default ``None``: take it from the rules, 8 by
+            default).
+        stability: The divergence rules (default ``None``: ``StabilityRules()``, whose
+            non-finite rule stops any run with a NaN or infinite loss).
         on_epoch: Called with each epoch's :class:`EpochMetrics`; an exception it raises (such
             as ``optuna.TrialPruned``) propagates unchanged and ends the run.
+        on_check: Called as ``on_check(step, running_loss)`` after each check the run passes
+            (every ``check_every`` steps within an epoch, and at the end of each epoch) with
+            the last step done and the smoothed training loss (``nan`` while no step loss was
+            finite); not called at the check that stops the run. Exceptions propagate
+            unchanged.
 
     Raises:
-        ValueError: An argument out of range, or an empty loader.
-        TypeError: ``task.train_loader`` has no ``len()``.
+        ValueError: An argument out of range, ``check_every`` different from
+            ``stability.check_every``, or an empty loader.
+        TypeError: ``task.train_loader`` has no ``len()``, or ``stability`` is not a
+            :class:`~prl_tune.stability.StabilityRules`.
     """
     optimizer_params = dict(optimizer_params or {})
-    _check_arguments(epochs, grad_clip, check_every, optimizer_params)
+    _check_arguments(epochs, grad_clip, optimizer_params)
+    rules = _resolve_rules(stability, check_every)
     if not isinstance(task.train_loader, Sized):
         raise TypeError(
             "task.train_loader must have len() (batches per epoch) but got a "
@@ -264,9 +314,8 @@ def train(
     fork_devices = [resolved.index or 0] if resolved.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
-        return _Run(task, resolved, optimizer, optimizer_params, grad_clip, check_every).run(
-            epochs, scheduler, scheduler_params, steps_per_epoch, on_epoch
-        )
+        run = _Run(task, resolved, optimizer, optimizer_params, grad_clip, rules, on_check)
+        return run.run(epochs, scheduler, scheduler_params, steps_per_epoch, on_epoch)
 
 
 class _Run:
@@ -279,7 +328,8 @@ class _Run:
         optimizer: str,
         optimizer_params: Mapping[str, Any],
         grad_clip: float | None,
-        check_every: int,
+        rules: StabilityRules,
+        on_check: Callable[[int, float], None] | None,
     ) -> None:
         self.task = task
         self.device = device
@@ -287,8 +337,9 @@ class _Run:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.params, optimizer, **optimizer_params)
         self.grad_clip = grad_clip
-        self.check_every = check_every
-        self.monitor = _Monitor()
+        self.check_every = rules.check_every
+        self.monitor = _Monitor(rules, _chance_loss(task))
+        self.on_check = on_check
         self.step = 0
 
     def run(
@@ -313,7 +364,7 @@ class _Run:
             try:
                 train_loss, lrs = self._train_epoch(sched)
             except _Unstable as unstable:
-                return self._result(history, "diverged", unstable.step, unstable.reason)
+                return self._result(history, unstable.verdict)
             val_loss, val_accuracy = _evaluate(
                 self.model, self.task.val_loader, self.task.loss_fn, self.device
             )
@@ -328,13 +379,13 @@ class _Run:
                 lr_max=max(lrs),
                 seconds=time.perf_counter() - started,
             )
-            stop = self.monitor.check_epoch(metrics)
-            if stop is not None:
-                return self._result(history, "diverged", *stop)
+            verdict = self.monitor.check_epoch(metrics)
+            if verdict is not None:
+                return self._result(history, verdict)
             history.append(metrics)
             if on_epoch is not None:
                 on_epoch(metrics)
-        return self._result(history, "completed", None, None)
+        return self._result(history, None)
 
     def _train_epoch(
         self, sched: torch.optim.lr_scheduler.LRScheduler
@@ -377,20 +428,22 @@ class _Run:
             _Unstable: A rule says the run must stop now.
         """
         losses: list[float] = pending[: len(lrs)].tolist()
-        stop = self.monitor.check(losses, lrs, first_step=self.step - len(lrs) + 1)
-        if stop is not None:
-            raise _Unstable(*stop)
+        verdict = self.monitor.check(losses, lrs, first_step=self.step - len(lrs) + 1)
+        if verdict is not None:
+            raise _Unstable(verdict)
+        if self.on_check is not None:
+            running = self.monitor.stability.running_loss
+            self.on_check(self.step, math.nan if running is None else running)
         return losses
 
-    def _result(
-        self, history: list[EpochMetrics], status: str, step: int | None, reason: str | None
-    ) -> TrainResult:
+    def _result(self, history: list[EpochMetrics], verdict: Verdict | None) -> TrainResult:
         return TrainResult(
             history=history,
-            status=status,
+            status="completed" if verdict is None else "diverged",
             steps=self.step,
-            diverged_at_step=step,
-            reason=reason,
+            diverged_at_step=None if verdict is None else verdict.step,
+            reason=None if verdict is None else verdict.reason,
+            instability=None if verdict is None else verdict.kind,
             lr_tail=list(self.monitor.lr_tail),
             loss_tail=list(self.monitor.loss_tail),
         )

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from prl_tune.config import SpecError, StudySpec, load_spec, parse_override
+from prl_tune.stability import StabilityRules
 
 VALID = {
     "study": {"name": "s", "n_trials": 3, "storage": "sqlite:///x.db"},
@@ -65,7 +66,10 @@ def test_every_study_file_in_the_repo_is_valid() -> None:
         (_with("optimizer", "betas", [0.9, 0.99]), "[optimizer] betas: only adamw"),
         (_with("space", "lr_max", [1.0, 0.1]), "[space] lr_max"),
         (_with("space", "lr_max", [-0.1, 0.1]), "[space] lr_max"),
-        (_with("space", "lr_max", "wide"), "[space] lr_max: must be a number or a [low, high]"),
+        (
+            _with("space", "lr_max", "wide"),
+            "[space] lr_max: must be a [low, high] list, a number or",
+        ),
         (_with("space", "lr_min", [0.5, 0.9]), "[space] lr_max: must not reach below lr_min"),
         (_with("space", "lr_min_ratio", [0.0, 2.0]), "[space] lr_min_ratio"),
         (_with("space", "schedulers", ["plrs", "sgdr"]), "[space] schedulers: each must be one"),
@@ -75,7 +79,10 @@ def test_every_study_file_in_the_repo_is_valid() -> None:
         (_with("pruning", "rules", "yes"), "[pruning] rules: must be true, false or a table"),
         (_with("pruning", "rules", {"collapse_window": 0}), "[pruning.rules] collapse_window"),
         (_with("pruning", "rules", {"windw": 3}), "[pruning.rules]"),
-        (_with("space", "lr_max", "auto"), "[space] lr_max: must be a [low, high] list, a number or"),
+        (
+            _with("space", "lr_max", "auto"),
+            "[space] lr_max: must be a [low, high] list, a number or",
+        ),
         ({**VALID, "extra": {}}, "[extra]: unknown section"),
         ({k: v for k, v in VALID.items() if k != "task"}, "[task]: required section is missing"),
     ],
@@ -111,3 +118,15 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
 def test_to_dict_round_trips() -> None:
     spec = StudySpec.from_dict(VALID)
     assert StudySpec.from_dict(spec.to_dict()) == spec
+
+
+def test_pruning_rules_table_and_false_switches_a_rule_off() -> None:
+    spec = StudySpec.from_dict(
+        _with("pruning", "rules", {"collapse_window": False, "explode_factor": 20.0})
+    )
+    rules = spec.stability_rules()
+    assert rules.collapse_window is None
+    assert rules.explode_factor == 20.0
+    off = StudySpec.from_dict(_with("pruning", "rules", False)).stability_rules()
+    assert off.nonfinite and off.explode_factor is None and off.collapse_window is None
+    assert StudySpec.from_dict(VALID).stability_rules() == StabilityRules()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from prl_tune.stability._memory import RangeRecord, UnstableRangeMemory
+from prl_tune.stability import RangeRecord, UnstableRangeMemory
 
 
 def _memory(mode: str = "dominance") -> UnstableRangeMemory:

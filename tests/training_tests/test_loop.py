@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import torch
 
+from prl_tune.stability import StabilityRules
 from prl_tune.training import EpochMetrics, TaskData, TrainResult, load_task, train
 
 PLRS = {"lr_min": 0.05, "lr_max": 0.1}
+HUGE = {"lr_min": 1e6, "lr_max": 2e6}
+ONLY_NONFINITE = StabilityRules(explode_factor=None, collapse_window=None)
 
 
 def _train_digits(
@@ -25,6 +29,7 @@ def test_plrs_learns_digits_with_the_cnn() -> None:
     assert result.status == "completed"
     assert result.diverged_at_step is None
     assert result.reason is None
+    assert result.instability is None
     best = result.best("val_accuracy")
     assert best is not None
     assert best.val_accuracy >= 0.9
@@ -86,11 +91,12 @@ def test_huge_learning_rate_diverges_at_once() -> None:
     result = train(
         task,
         epochs=3,
-        scheduler_params={"lr_min": 1e6, "lr_max": 2e6},
+        scheduler_params=HUGE,
         device="cpu",
-        check_every=1,
+        stability=dataclasses.replace(ONLY_NONFINITE, check_every=1),
     )
     assert result.status == "diverged"
+    assert result.instability == "non-finite"
     assert result.diverged
     assert result.diverged_at_step is not None
     assert result.diverged_at_step <= 8
@@ -103,14 +109,25 @@ def test_huge_learning_rate_diverges_at_once() -> None:
     assert len(result.lr_tail) == len(result.loss_tail) == result.steps
 
 
+def test_huge_learning_rate_explodes_before_it_is_non_finite() -> None:
+    task = load_task("digits", model="mlp")
+    result = train(task, epochs=3, scheduler_params=HUGE, device="cpu", check_every=1)
+    assert result.status == "diverged"
+    assert result.instability == "exploded"
+    assert result.diverged_at_step == result.steps <= 2
+    assert result.reason is not None
+    assert result.reason.startswith("exploded: running loss ")
+    assert all(math.isfinite(v) for v in result.loss_tail)
+
+
 def test_divergence_is_found_at_the_next_check() -> None:
     task = load_task("digits", model="mlp")
     result = train(
         task,
         epochs=3,
-        scheduler_params={"lr_min": 1e6, "lr_max": 2e6},
+        scheduler_params=HUGE,
         device="cpu",
-        check_every=16,
+        stability=dataclasses.replace(ONLY_NONFINITE, check_every=16),
     )
     assert result.status == "diverged"
     assert result.diverged_at_step is not None
@@ -152,6 +169,7 @@ def test_divergence_in_a_later_epoch_keeps_the_finished_epochs() -> None:
     assert result.diverged_at_step == 2 * 4 + 3
     assert result.steps == 2 * 4 + 4  # found by the check after steps 11 and 12
     assert result.reason == "non-finite training loss (nan) at step 11"
+    assert result.instability == "non-finite"
     assert [m.epoch for m in result.history] == [1, 2]
     assert seen == result.history
 
@@ -172,6 +190,7 @@ def test_non_finite_validation_loss_is_a_divergence() -> None:
     assert result.reason is not None
     assert result.reason.startswith("non-finite validation loss")
     assert "after epoch 1 (step 3)" in result.reason
+    assert result.instability == "non-finite"
     assert result.history == seen == []
 
 
@@ -300,3 +319,161 @@ def test_empty_loaders_are_rejected() -> None:
     task = TaskData(model=torch.nn.Linear(1, 2), train_loader=[batch], val_loader=[])
     with pytest.raises(ValueError, match="val_loader must yield at least one batch"):
         train(task, epochs=1, scheduler_params=PLRS, device="cpu")
+
+
+# --- stability rules in the loop ----------------------------------------------------------
+
+
+def test_a_collapsing_cnn_run_stops_as_collapsed() -> None:
+    # Measured (tests/stability_tests/traces.json): this run spikes at step 2 and ends at
+    # chance accuracy 0.103 after 184 steps; the default rules stop it at step 71. (At
+    # lr_max=2 the CNN explodes instead: see the next test.)
+    checks: list[int] = []
+    result = _train_digits(
+        8,
+        seed=2,
+        scheduler_params={"lr_min": 0.7, "lr_max": 1.0},
+        on_check=lambda step, loss: checks.append(step),
+    )
+    assert result.status == "diverged"
+    assert result.instability == "collapsed"
+    assert result.diverged_at_step is not None
+    assert result.diverged_at_step <= 80 < 8 * 23
+    assert result.diverged_at_step <= result.steps < result.diverged_at_step + 8
+    assert result.reason is not None
+    assert result.reason.startswith("collapsed: loss at chance level 2.303 for 32 steps")
+    assert len(result.history) == (result.steps - 1) // 23  # the stopping epoch is not kept
+    assert all(step < result.steps for step in checks)  # not called at the stopping check
+
+
+def test_a_diverging_cnn_run_explodes_at_the_first_check() -> None:
+    result = _train_digits(8, seed=1, scheduler_params={"lr_min": 1.4, "lr_max": 2.0})
+    assert result.instability == "exploded"
+    assert result.steps == 8
+    assert result.diverged_at_step is not None
+    assert result.diverged_at_step <= 8
+
+
+def test_a_run_that_recovers_from_a_spike_completes() -> None:
+    # Measured: the running loss spikes above 2 x the first loss at step 2, then learns.
+    result = _train_digits(8, model="mlp", scheduler_params={"lr_min": 1.4, "lr_max": 2.0})
+    assert result.status == "completed"
+    assert result.history[-1].val_accuracy >= 0.9
+
+
+class _ScriptedLogits(torch.nn.Module):
+    """Chance-level logits (all zero), except on the training steps in ``spike_steps``, where
+    the wrong class gets logit 8 (a loss of ~8 against targets 0)."""
+
+    def __init__(self, classes: int, spike_steps: set[int]) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))  # something to optimize
+        self.classes = classes
+        self.spike_steps = spike_steps
+        self.calls = 0
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(inputs.shape[0], self.classes)
+        if self.training:
+            self.calls += 1
+            if self.calls in self.spike_steps:
+                logits[:, 1] = 8.0
+        return logits + 0.0 * self.weight
+
+
+def _scripted_task(
+    num_classes: int | None = 4,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> TaskData:
+    batch = (torch.zeros(8, 2), torch.zeros(8, dtype=torch.long))
+    return TaskData(
+        model=_ScriptedLogits(4, spike_steps={2, 3, 4}),
+        train_loader=[batch] * 16,
+        val_loader=[batch],
+        loss_fn=loss_fn or torch.nn.functional.cross_entropy,
+        num_classes=num_classes,
+    )
+
+
+def test_a_spike_then_chance_level_is_a_collapse_at_ln_num_classes() -> None:
+    seen: list[tuple[int, float]] = []
+    result = train(
+        _scripted_task(),
+        epochs=8,
+        scheduler_params=PLRS,
+        device="cpu",
+        on_check=lambda step, loss: seen.append((step, loss)),
+    )
+    # Running loss: ln 4 at step 1, 3.18 > 2 ln 4 after the spike (step 4), back within 10 %
+    # of ln 4 at step 29; 32 steps there: collapsed at step 60, found by the check at 64.
+    assert result.instability == "collapsed"
+    assert result.diverged_at_step == 60
+    assert result.steps == 64
+    assert result.reason is not None
+    assert "loss at chance level 1.386 for 32 steps after a spike to 3.179 at step 4" in (
+        result.reason
+    )
+    assert [m.epoch for m in result.history] == [1, 2, 3]
+    assert [step for step, _ in seen] == list(range(8, 64, 8))
+    assert seen[-1][1] == pytest.approx(math.log(4), rel=0.1)
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        _scripted_task(num_classes=None),
+        _scripted_task(loss_fn=lambda out, y: torch.nn.functional.cross_entropy(out, y)),
+    ],
+    ids=["no-num-classes", "other-loss-fn"],
+)
+def test_without_a_known_chance_level_there_is_no_collapse(task: TaskData) -> None:
+    result = train(task, epochs=8, scheduler_params=PLRS, device="cpu")
+    assert result.status == "completed"
+
+
+def test_on_check_is_called_every_check_every_steps() -> None:
+    batch = (torch.ones(8, 2), torch.zeros(8, dtype=torch.long))
+    task = TaskData(model=torch.nn.Linear(2, 2), train_loader=[batch] * 16, val_loader=[batch])
+    seen: list[tuple[int, float]] = []
+    train(
+        task,
+        epochs=2,
+        scheduler_params=PLRS,
+        device="cpu",
+        stability=StabilityRules(check_every=4),
+        on_check=lambda step, loss: seen.append((step, loss)),
+    )
+    assert [step for step, _ in seen] == list(range(4, 33, 4))
+    losses = [loss for _, loss in seen]
+    assert all(isinstance(v, float) and math.isfinite(v) for v in losses)
+    assert losses[-1] < losses[0]  # it learns
+
+
+def test_on_check_also_runs_at_the_end_of_each_epoch() -> None:
+    seen: list[int] = []
+    _train_digits(2, model="mlp", on_check=lambda step, loss: seen.append(step))
+    assert seen == [8, 16, 23, 31, 39, 46]  # 23 steps per epoch, checks every 8
+
+
+def test_on_check_exceptions_propagate_unchanged() -> None:
+    def stop(step: int, loss: float) -> None:
+        raise _Stop(f"pruned at step {step}")
+
+    with pytest.raises(_Stop, match="pruned at step 8"):
+        _train_digits(1, model="mlp", on_check=stop)
+
+
+def test_check_every_and_stability_must_agree() -> None:
+    rules = StabilityRules(check_every=4)
+    with pytest.raises(ValueError, match=r"check_every must equal stability.check_every \(4\)"):
+        _train_digits(1, model="mlp", stability=rules, check_every=8)
+    seen: list[int] = []
+    _train_digits(
+        1, model="mlp", stability=rules, check_every=4, on_check=lambda s, v: seen.append(s)
+    )
+    assert seen[:2] == [4, 8]
+
+
+def test_stability_must_be_rules() -> None:
+    with pytest.raises(TypeError, match="stability must be a StabilityRules or None"):
+        _train_digits(1, model="mlp", stability={"check_every": 4})

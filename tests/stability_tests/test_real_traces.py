@@ -1,0 +1,176 @@
+"""The default rules on real loss traces (``benchmarks/record_loss_traces.py`` wrote them).
+
+The digits CNN and MLP under PLRS with ``lr_min = 0.7 lr_max``, ``lr_max`` from 0.001 to 7,
+batch 64 (8 epochs) and 16 (4 epochs), seeds 0-2. Each trace is replayed through a
+:class:`StabilityMonitor` in chunks of ``check_every`` steps, as the training loop feeds it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prl_tune.stability import StabilityMonitor, StabilityRules, Verdict
+
+TRACES = Path(__file__).with_name("traces.json")
+GOOD_ACCURACY = 0.9
+CHANCE_ACCURACY = 0.15  # 10 classes: chance is 0.1
+SLOW_LR_MAX = 0.01
+# Every collapse seen so far was caught within 184 steps of the first spike (measured).
+MAX_STEPS_AFTER_SPIKE = 192
+
+
+@functools.cache
+def _data() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(TRACES.read_text(encoding="utf-8"))
+    return data
+
+
+def _runs() -> list[dict[str, Any]]:
+    return list(_data()["runs"])
+
+
+def _losses(run: dict[str, Any]) -> list[float]:
+    return [float(v) for v in run["losses"]]
+
+
+def _name(run: dict[str, Any]) -> str:
+    return f"{run['model']}-b{run['batch_size']}-lr{run['lr_max']:g}-s{run['seed']}"
+
+
+def _replay(run: dict[str, Any], rules: StabilityRules | None = None) -> Verdict | None:
+    rules = rules or StabilityRules()
+    losses = _losses(run)
+    monitor = StabilityMonitor(rules, chance_loss=_data()["chance_loss"])
+    for start in range(0, len(losses), rules.check_every):
+        verdict = monitor.observe(losses[start : start + rules.check_every], start + 1)
+        if verdict is not None:
+            return verdict
+    return None
+
+
+def _first_spike(run: dict[str, Any], rules: StabilityRules | None = None) -> int | None:
+    """The first step whose running loss is above spike_factor x the reference, or None."""
+    rules = rules or StabilityRules()
+    losses = _losses(run)
+    reference = max(_data()["chance_loss"], losses[0])
+    running = losses[0]
+    for step, loss in enumerate(losses, start=1):
+        if not math.isfinite(loss):
+            return None
+        running += rules.smoothing * (loss - running)
+        if running > rules.spike_factor * reference:
+            return step
+    return None
+
+
+def _non_finite(run: dict[str, Any]) -> bool:
+    return not all(math.isfinite(v) for v in _losses(run))
+
+
+def _slow(run: dict[str, Any]) -> bool:
+    return run["lr_max"] <= SLOW_LR_MAX
+
+
+def _good(run: dict[str, Any]) -> bool:
+    accuracy = run["val_accuracy"]
+    return accuracy is not None and accuracy >= GOOD_ACCURACY and not _slow(run)
+
+
+def _at_chance_after_spike(run: dict[str, Any]) -> bool:
+    accuracy = run["val_accuracy"]
+    at_chance = accuracy is not None and accuracy <= CHANCE_ACCURACY
+    return at_chance and _first_spike(run) is not None
+
+
+def _select(keep: Any) -> list[Any]:
+    return [pytest.param(run, id=_name(run)) for run in _runs() if keep(run)]
+
+
+def test_the_fixture_covers_the_measured_grid() -> None:
+    assert TRACES.stat().st_size < 300_000
+    runs = _runs()
+    assert {r["model"] for r in runs} == {"cnn", "mlp"}
+    assert {r["batch_size"] for r in runs} == {16, 64}
+    assert {r["seed"] for r in runs} == {0, 1, 2}
+    assert {0.001, 0.05, 0.1, 0.3, 0.5, 1.0, 1.5, 2.0, 3.0, 7.0} <= {r["lr_max"] for r in runs}
+    for run in runs:
+        full = run["epochs"] * run["steps_per_epoch"]
+        if run["status"] == "completed":
+            assert len(run["losses"]) == full
+            assert 0.0 <= run["val_accuracy"] <= 1.0
+        else:  # stopped at the check after a non-finite loss
+            assert _non_finite(run)
+            assert run["val_accuracy"] is None
+
+
+def test_the_fixture_has_every_shape() -> None:
+    runs = _runs()
+    assert sum(map(_good, runs)) >= 40
+    assert sum(map(_slow, runs)) >= 20
+    assert sum(map(_at_chance_after_spike, runs)) >= 20
+    assert sum(map(_non_finite, runs)) >= 10
+    spiked_and_good = [r for r in runs if _good(r) and _first_spike(r) is not None]
+    assert len(spiked_and_good) >= 3  # recovered spikes
+
+
+@pytest.mark.parametrize("run", _select(_good))
+def test_runs_that_end_with_good_accuracy_are_never_stopped(run: dict[str, Any]) -> None:
+    assert _replay(run) is None
+
+
+@pytest.mark.parametrize("run", _select(_slow))
+def test_slow_small_lr_runs_are_never_stopped(run: dict[str, Any]) -> None:
+    assert _replay(run) is None
+
+
+@pytest.mark.parametrize("run", _select(_at_chance_after_spike))
+def test_runs_that_end_at_chance_after_a_spike_are_stopped_soon(run: dict[str, Any]) -> None:
+    verdict = _replay(run)
+    spike = _first_spike(run)
+    assert verdict is not None
+    assert spike is not None
+    assert verdict.kind in ("exploded", "collapsed")
+    assert spike <= verdict.step <= spike + MAX_STEPS_AFTER_SPIKE
+
+
+@pytest.mark.parametrize("run", _select(_non_finite))
+def test_runs_that_become_non_finite_are_stopped_by_then(run: dict[str, Any]) -> None:
+    losses = _losses(run)
+    first_bad = next(step for step, v in enumerate(losses, start=1) if not math.isfinite(v))
+    verdict = _replay(run)
+    assert verdict is not None
+    assert verdict.step <= first_bad
+    only_nonfinite = _replay(run, StabilityRules(explode_factor=None, collapse_window=None))
+    assert only_nonfinite is not None
+    assert (only_nonfinite.kind, only_nonfinite.step) == ("non-finite", first_bad)
+
+
+def test_collapses_are_caught_early() -> None:
+    """How early: explosions in the first 10 steps, collapses before 55 % of the run."""
+    caught = [(run, _replay(run)) for run in _runs() if _at_chance_after_spike(run)]
+    for run, verdict in caught:
+        assert verdict is not None
+        if verdict.kind == "exploded":
+            assert verdict.step <= 10, _name(run)
+        else:
+            assert verdict.step <= 0.55 * len(run["losses"]), _name(run)
+    collapsed = [v for _, v in caught if v is not None and v.kind == "collapsed"]
+    assert len(collapsed) >= 3
+    assert all(v.reason.startswith("collapsed: loss at chance level 2.303") for v in collapsed)
+
+
+def test_the_defaults_have_a_margin_both_ways() -> None:
+    """Twice as strict keeps every good run; twice as lax still stops every collapse."""
+    strict = StabilityRules(explode_factor=5.0, collapse_window=16, spike_factor=1.5)
+    lax = StabilityRules(explode_factor=20.0, collapse_window=64)
+    for run in _runs():
+        if _good(run) or _slow(run):
+            assert _replay(run, strict) is None, _name(run)
+        if _at_chance_after_spike(run):
+            assert _replay(run, lax) is not None, _name(run)
