@@ -11,8 +11,10 @@ export PYTHONPATH=${PYTHONPATH:-$PWD}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch, optuna; print('torch', torch.__version__, 'optuna', optuna.__version__)"
 python3 -m pytest -q -p no:cacheprovider tests/gpu_tests tests/schedulers_tests \
-  tests/training_tests -x 2>&1 | tail -5
+  tests/training_tests tests/stability_tests tests/pruners_tests -x 2>&1 | tail -5
 work=$(mktemp -d)
+python3 -m prl_tune.cli range-test studies/quickstart.toml --storage "sqlite:///$work/rt.db" \
+  --plot "$work/rt.png" --set 'task.device="cuda"' | tail -6
 for run in "cpu 1" "cuda 1" "cuda 4"; do
   set -- $run
   start=$(date +%s.%N)

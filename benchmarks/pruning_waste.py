@@ -48,8 +48,20 @@ ARMS: dict[str, dict[str, Any]] = {
 }
 
 
-def make_spec(arm: dict[str, Any], seed: int, trials: int, epochs: int, storage: str) -> StudySpec:
+def make_spec(
+    arm: dict[str, Any],
+    seed: int,
+    trials: int,
+    epochs: int,
+    storage: str,
+    check_every: int | None = None,
+) -> StudySpec:
     pruning = {k: v for k, v in arm.items() if k != "range"}
+    if check_every is not None:  # the loop's check interval, for every arm
+        on = pruning["rules"]
+        pruning["rules"] = {"check_every": check_every}
+        if not on:
+            pruning["rules"].update(explode_factor=False, collapse_window=False)
     if pruning["base"] == "median":
         pruning["n_startup_trials"] = 5  # Optuna's MedianPruner defaults
     return StudySpec.from_dict(
@@ -115,6 +127,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--arms", nargs="*", default=list(ARMS), help="arm names (default all)")
+    parser.add_argument(
+        "--check-every", type=int, default=None, help="steps between checks (default: rules')"
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     results: dict[str, list[dict[str, float]]] = {name: [] for name in args.arms}
@@ -123,7 +138,9 @@ def main() -> None:
         for name in args.arms:
             for seed in range(args.seeds):
                 storage = f"sqlite:///{Path(folder) / (name.split()[0] + f'{seed}.db')}"
-                spec = make_spec(ARMS[name], seed, args.trials, args.epochs, storage)
+                spec = make_spec(
+                    ARMS[name], seed, args.trials, args.epochs, storage, args.check_every
+                )
                 t0 = time.perf_counter()
                 study = run_study(spec, stream=None)
                 row = analyse(study)

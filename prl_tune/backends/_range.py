@@ -47,8 +47,9 @@ def stored_range_test(study: optuna.Study) -> RangeTestResult | None:
 def resolve_lr_max(study: optuna.Study, spec: StudySpec) -> tuple[float, float] | None:
     """The ``lr_max`` range for ``"range-test"`` studies (running the test once), else None.
 
-    The range is ``[suggested / range_test_span, suggested]``: the paper's recipe puts
-    ``lr_max`` just below where the loss blows up; the span lets the search go lower.
+    The range is ``[suggested / range_test_span, suggested]`` (span 3 by default): the paper's
+    recipe puts ``lr_max`` just below where the loss blows up, and the suggestion is already
+    4x below the loss minimum, so a wider span would search mostly the slow region.
     """
     if spec.space["lr_max"] != RANGE_TEST:
         return None

@@ -198,7 +198,7 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[str, Any], Any], Any]]] = {
     "space": {
         "schedulers": (_names(ALL_SCHEDULERS), ("plrs",)),
         "lr_max": (_lr_max_field, (1e-3, 1.0)),
-        "range_test_span": (_float(1.0), 10.0),
+        "range_test_span": (_float(1.0), 3.0),
         "lr_min_ratio": (_range, None),
         "lr_min": (_range, None),
         "lr": (_range, (1e-3, 1.0)),

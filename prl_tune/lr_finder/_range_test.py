@@ -522,7 +522,10 @@ def range_test_task(
     The optimizer is built with :func:`~prl_tune.training.build_optimizer` over
     ``task.model``'s trainable parameters. The run is seeded: the global torch RNG is set to
     ``seed`` inside :func:`torch.random.fork_rng`, so the caller's RNG state is untouched and
-    the same task and seed give the same result on the CPU.
+    the same task and seed give the same result on the same CPU and thread count. The curve is
+    chaotic, though: another seed, or float rounding that differs (another
+    ``torch.get_num_threads()``), can move ``min_loss_lr`` by a factor of several; on
+    ``digits`` the suggested ``lr_max`` spanned 0.03-0.31 over 40 seeds.
 
     Args:
         task: The model, data and loss; ``task.loss_fn`` is used unless ``kwargs`` has one.

@@ -30,7 +30,7 @@ def test_study_with_range_test_bounds_searches_below_the_suggestion(write_study)
     assert main(["tune", str(path), "--quiet"]) == 0
     study = optuna.load_study(study_name="t", storage=storage)
     low, high = study.user_attrs[RANGE_TEST_ATTR]["lr_max"]
-    assert high / low == pytest.approx(10.0)  # the default range_test_span
+    assert high / low == pytest.approx(3.0)  # the default range_test_span
     for trial in study.trials:
         assert low * (1 - 1e-9) <= trial.user_attrs["lr_max"] <= high * (1 + 1e-9)
     # resuming reuses the stored test instead of running it again
