@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from prl_tune.config import RANGE_TEST, StudySpec
+from prl_tune.config import RANGE_TEST, SpecError, StudySpec
 
 if TYPE_CHECKING:
     import optuna
@@ -56,6 +56,9 @@ def resolve_lr_max(study: optuna.Study, spec: StudySpec) -> tuple[float, float] 
     if RANGE_TEST_ATTR not in study.user_attrs:
         record_range_test(study, spec, run_range_test(spec))
     low, high = study.user_attrs[RANGE_TEST_ATTR]["lr_max"]
-    if low == high:
-        return (float(high), float(high))
-    return (float(low), float(high))
+    resolved = (float(low), float(high))
+    try:
+        spec.search_space(resolved)
+    except ValueError as exc:  # e.g. an lr_min range above what the range test allows
+        raise SpecError(f"{exc} (lr_max {list(resolved)} from the LR range test)") from exc
+    return resolved

@@ -417,10 +417,12 @@ def _check_task(task: dict[str, Any]) -> None:
 
 def _build_space(space: Mapping[str, Any], label: str) -> SchedulerSpace:
     lr_max = space["lr_max"]
-    if lr_max == RANGE_TEST:  # resolved at run time; check the rest with a stand-in range
-        lr_max = (1e-3, 1.0) if space["lr_min"] is None else (space["lr_min"][0], 1.0)
-        if isinstance(space["lr_min"], (int, float)):
-            lr_max = (float(space["lr_min"]), float(space["lr_min"]) * 10)
+    if lr_max == RANGE_TEST:
+        # Resolved at run time (and checked again then); check the rest with a stand-in that
+        # starts at the low end of lr_min (PLRSSpace checks lr_min itself).
+        low = space["lr_min"][0] if isinstance(space["lr_min"], tuple) else space["lr_min"]
+        floor = float(low) if isinstance(low, (int, float)) and float(low) > 0 else 1e-3
+        lr_max = (floor, 10 * floor)
     kwargs: dict[str, Any] = {"lr_max": lr_max}
     if space["lr_min_ratio"] is not None:
         kwargs["lr_min_ratio"] = space["lr_min_ratio"]

@@ -44,3 +44,13 @@ def test_range_test_with_a_bad_study_file_exits_2(write_study, tmp_path: Path) -
     path.write_text(path.read_text().replace("n_trials = 2", "n_trials = -1"), encoding="utf-8")
     assert main(["range-test", str(path)]) == 2
     assert not Path(storage.removeprefix("sqlite:///")).exists()
+
+
+def test_lr_min_range_above_the_range_test_suggestion_exits_2(write_study, capsys) -> None:
+    path, storage = write_study(lr_max='"range-test"', space_extra="lr_min = [5.0, 10.0]")
+    assert main(["tune", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("prl-tune: error: [space] lr_max: must not reach below lr_min")
+    assert "from the LR range test" in err
+    study = optuna.load_study(study_name="t", storage=storage)
+    assert study.trials == []  # no trial ran with an impossible space
