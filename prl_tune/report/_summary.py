@@ -105,7 +105,7 @@ class Progress:
             print(
                 f"[{done:>{len(str(self.total))}}/{self.total}] trial {trial.number} "
                 f"{trial.state.name} {result} {_schedule(trial)}"
-                f"{' (' + str(why)[:80] + ')' if why else ''} | {best_text} | "
+                f"{' (' + str(why)[:120] + ')' if why else ''} | {best_text} | "
                 f"{_fmt_duration(elapsed)} elapsed, ETA {_fmt_duration(eta)}",
                 file=self.stream,
                 flush=True,
