@@ -487,13 +487,3 @@ def spec_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> l
             if a.get(key) != b.get(key):
                 diffs.append(f"[{section}] {key}: stored {a.get(key)!r}, now {b.get(key)!r}")
     return diffs
-
-
-__all__ = [
-    "DEFAULT_STORAGE",
-    "RANGE_TEST",
-    "SpecError",
-    "StudySpec",
-    "load_spec",
-    "parse_override",
-]
