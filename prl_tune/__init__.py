@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "TrainResult": "prl_tune.training",
     "StudySpec": "prl_tune.config",
     "InstabilityPruner": "prl_tune.pruners",
+    "InstabilityScheduler": "prl_tune.pruners",
     "StabilityRules": "prl_tune.stability",
     "range_test": "prl_tune.lr_finder",
     "load_spec": "prl_tune.config",
@@ -39,6 +40,7 @@ __all__ = [
     "SCHEDULER_NAMES",
     "EpochMetrics",
     "InstabilityPruner",
+    "InstabilityScheduler",
     "KneeLR",
     "PLRSSpace",
     "SchedulerSpace",
@@ -62,7 +64,7 @@ if TYPE_CHECKING:
     from prl_tune.backends import run_study
     from prl_tune.config import SpecError, StudySpec, load_spec
     from prl_tune.lr_finder import range_test
-    from prl_tune.pruners import InstabilityPruner
+    from prl_tune.pruners import InstabilityPruner, InstabilityScheduler
     from prl_tune.schedulers import PLRS, SCHEDULER_NAMES, KneeLR, build_scheduler
     from prl_tune.space import PLRSSpace, SchedulerSpace
     from prl_tune.stability import StabilityRules

@@ -115,7 +115,8 @@ def optuna_objective(
                 trial.set_user_attr("prune_reason", f"base pruner at epoch {metrics.epoch}")
             raise optuna.TrialPruned(f"pruned at epoch {metrics.epoch}")
 
-    losses: list[float] = []  # running training loss at the first and the highest check
+    # The running training loss at the first check (the first step's loss) and the highest.
+    losses: list[float] = []
 
     def on_check(step: int, running_loss: float) -> None:
         if not losses:

@@ -69,7 +69,8 @@ class SchedulerSpace:
         prefix = "plrs_" if len(names) > 1 else ""
         self.plrs = PLRSSpace(base.lr_max, base.lr_min_ratio, lr_min=base.lr_min, prefix=prefix)
 
-    def _lr_name(self, scheduler: str) -> str:
+    def lr_param(self, scheduler: str) -> str:
+        """The parameter name of a baseline scheduler's LR (``"<name>_lr"``, or ``"lr"``)."""
         return f"{scheduler}_lr" if len(self.schedulers) > 1 else "lr"
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
@@ -82,7 +83,7 @@ class SchedulerSpace:
         if name == "plrs":
             params: dict[str, Any] = self.plrs.suggest(trial)
         else:
-            lr_name = self._lr_name(name)
+            lr_name = self.lr_param(name)
             params = {"lr": trial.suggest_float(lr_name, *self.lr, log=True)}
             record_bounds(trial, params)
         return {"scheduler": name, **params}
@@ -99,7 +100,7 @@ class SchedulerSpace:
             if name == "plrs":
                 space.update(self.plrs.ray_param_space())
             else:
-                space[self._lr_name(name)] = _ray_float(tune, self.lr, log=True)
+                space[self.lr_param(name)] = _ray_float(tune, self.lr, log=True)
         return space
 
     def decode(self, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,7 +110,7 @@ class SchedulerSpace:
             raise ValueError(f"scheduler must be one of {list(self.schedulers)} but got {name!r}.")
         if name == "plrs":
             return {"scheduler": name, **self.plrs.decode(config)}
-        return {"scheduler": name, "lr": float(config[self._lr_name(name)])}
+        return {"scheduler": name, "lr": float(config[self.lr_param(name)])}
 
     def __repr__(self) -> str:
         return f"SchedulerSpace({list(self.schedulers)}, plrs={self.plrs!r}, lr={self.lr})"

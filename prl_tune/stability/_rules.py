@@ -13,7 +13,7 @@ from typing import Any
 VERDICT_KINDS: tuple[str, ...] = ("non-finite", "exploded", "collapsed", "rising")
 """The values :attr:`Verdict.kind` can take, in the order the rules are checked each step."""
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 # A spike is forgiven once the running loss falls below this share of the chance level: the run
 # has learned since, so a later stretch at chance level is not a consequence of that spike.
 _RECOVERED = 0.5
@@ -69,28 +69,34 @@ class StabilityRules:
     1. ``nonfinite``: a NaN or infinite step loss stops the run at that step.
     2. explosion: the running loss above ``explode_factor`` x reference.
     3. collapse (needs the chance level): after a *spike* (running loss above
-       ``spike_factor`` x reference), the running loss stays within ``collapse_tolerance``
-       (relative) of the chance level for ``collapse_window`` consecutive steps: the model
-       has stopped predicting anything better than the class prior and does not come back.
-       A spike the run recovers from (running loss below half the chance level afterwards,
-       until the next spike), or a slow start near chance without a spike, never fires.
+       ``spike_factor`` x reference), a faster running loss (weight ``collapse_smoothing``)
+       stays within ``collapse_tolerance`` (relative) of the chance level for
+       ``collapse_window`` consecutive steps once the spike is over: the model has stopped
+       predicting anything better than the class prior and does not come back. A spike the
+       run recovers from (running loss below half the chance level afterwards, until the next
+       spike), or a slow start near chance without a spike, never fires.
     4. rise (off by default): the running loss stays above ``rise_factor`` x its best value
        from before the window for ``rise_window`` consecutive steps.
 
     The defaults were chosen on 144 recorded loss traces of the ``digits`` CNN and MLP (SGD,
     PLRS with ``lr_min = 0.7 lr_max``, ``lr_max`` from 0.001 to 7, batch 64 and 16, three
-    seeds; ``benchmarks/record_loss_traces.py``, ``tests/stability_tests/traces.json``). With
-    ``smoothing=0.1`` the running loss of runs that ended at ``>= 0.9`` accuracy peaked at
-    2.6 x the reference (explosion at 10 x) and, after a spike, stayed at most 5 steps in the
-    chance band (collapse after 32); runs that ended at chance accuracy either exploded
-    (steps 2-10) or sat in the band for 92 steps and more; slow small-LR runs never rose above
-    1.1 x the reference (spike at 2 x). Every run that ended at chance accuracy after a spike
-    is stopped (exploded by step 10, collapsed by step 186), none that ended at ``>= 0.9`` and
-    no slow run is.
+    seeds; ``benchmarks/record_loss_traces.py``, ``tests/stability_tests/traces.json``). The
+    running loss of runs that ended at ``>= 0.9`` accuracy peaked at 2.6 x the reference
+    (explosion at 10 x); after a spike their faster running loss stayed at most 5 consecutive
+    steps in the chance band (collapse after 16); slow small-LR runs never rose above 1.1 x
+    the reference (spike at 2 x). Every run that ended at chance accuracy after a spike is
+    stopped: explosions at steps 2-10, collapses at steps 38-84 (within 80 steps of the
+    spike), none that ended at ``>= 0.9`` and no slow run is. Half the thresholds (explosion
+    at 5 x, collapse after 8 steps) still spare every good and slow run, and twice the
+    thresholds still stop every collapse. Judging the band on the slow running loss instead
+    (the first version of these rules) needs 32 steps and catches collapses at steps 71-186:
+    after a spike to ~4 x chance it takes ~35 steps to come back down.
 
     Args:
         check_every: Steps between two checks in the training loop (default 8); the loop brings
             the step losses to the host only then, so a rule fires at most this many steps late.
+            The loop's first checks come sooner, after steps 1, 2, 4, ... (doubling up to
+            ``check_every``), so a run that explodes at once stops within a step or two.
         nonfinite: Stop on a non-finite step loss (default True). When False, non-finite steps
             are skipped (not folded into the running loss).
         explode_factor: Explosion threshold relative to the reference, ``> 1``; ``None``
@@ -98,9 +104,12 @@ class StabilityRules:
         spike_factor: What counts as a spike before a collapse, relative to the reference,
             ``> 1`` (default 2.0).
         collapse_window: Steps at chance level after a spike that mean a collapse, ``>= 1``;
-            ``None`` disables the rule (default 32).
+            ``None`` disables the rule (default 16).
         collapse_tolerance: Half width of the chance-level band relative to the chance level,
             in ``(0, 1)`` (default 0.1: the band ``[0.9, 1.1] x ln C``).
+        collapse_smoothing: Weight of the newest step in the faster running loss that the
+            chance band judges, in ``(0, 1]`` (default 0.3; 1 judges each step's raw loss,
+            which on batch 16 leaves the band for single noisy batches of a collapsed model).
         rise_window: Steps the running loss must stay risen, ``>= 1``; ``None`` disables the
             rule (default). Off by default: near the end of a good run the loss is small and
             noisy, so a ratio to its best value can be large without any instability (on the
@@ -119,8 +128,9 @@ class StabilityRules:
     nonfinite: bool = True
     explode_factor: float | None = 10.0
     spike_factor: float = 2.0
-    collapse_window: int | None = 32
+    collapse_window: int | None = 16
     collapse_tolerance: float = 0.1
+    collapse_smoothing: float = 0.3
     rise_window: int | None = None
     rise_factor: float = 5.0
     smoothing: float = 0.1
@@ -143,6 +153,14 @@ class StabilityRules:
             low=0,
             high=1,
             high_open=True,
+            optional=False,
+        )
+        _check_real(
+            "collapse_smoothing",
+            self.collapse_smoothing,
+            low=0,
+            high=1,
+            high_open=False,
             optional=False,
         )
         _check_int("rise_window", self.rise_window, optional=True)
@@ -183,7 +201,7 @@ class Verdict:
             or ``"rising"``.
         step: The 1-based optimizer step at which the rule fired (for ``"non-finite"``: the
             first non-finite step).
-        reason: One sentence for people, e.g. ``"collapsed: loss at chance level 2.303 for 32
+        reason: One sentence for people, e.g. ``"collapsed: loss at chance level 2.303 for 16
             steps after a spike to 9.214 at step 4"``.
     """
 
@@ -223,6 +241,7 @@ class StabilityMonitor:
         self.chance_loss = None if chance_loss is None else float(chance_loss)
         self._last_step = 0
         self._running: float | None = None
+        self._fast: float | None = None  # the faster running loss the chance band judges
         self._reference: float | None = None
         self._best: float | None = None  # best running loss before the rise window
         self._spike_peak: float | None = None
@@ -278,11 +297,13 @@ class StabilityMonitor:
                 )
             return None
         if self._running is None:
-            self._running = loss
+            self._running = self._fast = loss
             chance = self.chance_loss
             self._reference = loss if chance is None else max(chance, loss)
         else:
             self._running += rules.smoothing * (loss - self._running)
+            fast = loss if self._fast is None else self._fast
+            self._fast = fast + rules.collapse_smoothing * (loss - fast)
         running = self._running
         reference = self._reference
         if reference is None or reference <= 0.0:
@@ -312,7 +333,8 @@ class StabilityMonitor:
             self._spike_peak = self._spike_step = None
         if rules.collapse_window is None or chance is None or self._spike_step is None:
             return None
-        if abs(running - chance) > rules.collapse_tolerance * chance or self._in_spike:
+        fast = running if self._fast is None else self._fast
+        if abs(fast - chance) > rules.collapse_tolerance * chance or self._in_spike:
             self._plateau_start = None
             return None
         if self._plateau_start is None:
@@ -359,6 +381,7 @@ class StabilityMonitor:
             "chance_loss": self.chance_loss,
             "last_step": self._last_step,
             "running": self._running,
+            "fast": self._fast,
             "reference": self._reference,
             "best": self._best,
             "spike_peak": self._spike_peak,
@@ -387,6 +410,7 @@ class StabilityMonitor:
             )
         self._last_step = int(state["last_step"])
         self._running = state["running"]
+        self._fast = state["fast"]
         self._reference = state["reference"]
         self._best = state["best"]
         self._spike_peak = state["spike_peak"]

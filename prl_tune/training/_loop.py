@@ -250,7 +250,8 @@ def train(
 
     Each batch runs forward, loss, backward, optional gradient clipping, ``optimizer.step()``
     and ``scheduler.step()``. Per-step losses stay on the device and are brought to the host
-    every ``check_every`` steps and at the end of each epoch (a *check*); there a
+    after steps 1, 2, 4, ... (doubling up to ``check_every``), then every ``check_every``
+    steps, and at the end of each epoch (a *check*); there a
     :class:`~prl_tune.stability.StabilityMonitor` applies the ``stability`` rules to them. When
     a rule fires (a non-finite loss, an explosion, a collapse to chance level after a spike,
     ...) the run stops at that check: status ``"diverged"``, ``diverged_at_step``, ``reason``
@@ -285,7 +286,8 @@ def train(
         on_epoch: Called with each epoch's :class:`EpochMetrics`; an exception it raises (such
             as ``optuna.TrialPruned``) propagates unchanged and ends the run.
         on_check: Called as ``on_check(step, running_loss)`` after each check the run passes
-            (every ``check_every`` steps within an epoch, and at the end of each epoch) with
+            (after steps 1, 2, 4, ..., then every ``check_every`` steps, and at the end of each
+            epoch) with
             the last step done and the smoothed training loss (``nan`` while no step loss was
             finite); not called at the check that stops the run. Exceptions propagate
             unchanged.
@@ -412,7 +414,10 @@ class _Run:
             epoch_lrs.extend(lrs)
             self.step += 1
             batches += 1
-            if len(pending_lrs) == self.check_every:
+            # The first checks come after steps 1, 2, 4, ...: a run that blows up at once is
+            # stopped within a step or two, for a handful of extra syncs per run.
+            done_before = self.step - len(pending_lrs)
+            if len(pending_lrs) >= min(self.check_every, max(1, done_before)):
                 loss_sum += math.fsum(self._check(pending, pending_lrs))
                 pending_lrs = []
         if batches == 0:

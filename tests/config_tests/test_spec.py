@@ -78,6 +78,10 @@ def test_every_study_file_in_the_repo_is_valid() -> None:
         (_with("pruning", "memory", "always"), "[pruning] memory: must be one of"),
         (_with("pruning", "rules", "yes"), "[pruning] rules: must be true, false or a table"),
         (_with("pruning", "rules", {"collapse_window": 0}), "[pruning.rules] collapse_window"),
+        (
+            _with("pruning", "rules", {"collapse_smoothing": 0}),
+            "[pruning.rules] collapse_smoothing must be a finite number in (0, 1] but got 0.",
+        ),
         (_with("pruning", "rules", {"windw": 3}), "[pruning.rules]"),
         (
             _with("space", "lr_max", "auto"),

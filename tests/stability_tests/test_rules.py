@@ -131,11 +131,14 @@ def test_a_spike_then_chance_plateau_is_stopped_as_collapsed() -> None:
     running = _running(losses)
     assert max(running) > rules.spike_factor * max(CHANCE, losses[0])
     peak_step = running.index(max(running)) + 1
+    # The band is judged on the faster running loss, once the slow one has left the spike.
+    fast = _running(losses, rules.collapse_smoothing)
     band = rules.collapse_tolerance * CHANCE
+    spike_level = rules.spike_factor * max(CHANCE, losses[0])
     entered = next(
         step
-        for step, value in enumerate(running, start=1)
-        if step > peak_step and abs(value - CHANCE) <= band
+        for step, (slow, quick) in enumerate(zip(running, fast, strict=True), start=1)
+        if step > peak_step and slow <= spike_level and abs(quick - CHANCE) <= band
     )
     verdict = _feed(losses, rules)
     assert verdict is not None
@@ -288,9 +291,9 @@ def test_state_dict_keeps_the_verdict() -> None:
 
 def test_load_state_dict_rejects_another_version_or_chance_level() -> None:
     state = StabilityMonitor(StabilityRules(), chance_loss=CHANCE).state_dict()
-    with pytest.raises(ValueError, match="state version must be 1"):
+    with pytest.raises(ValueError, match="state version must be 2 but got 1"):
         StabilityMonitor(StabilityRules(), chance_loss=CHANCE).load_state_dict(
-            {**state, "version": 2}
+            {**state, "version": 1}
         )
     with pytest.raises(ValueError, match="chance_loss"):
         StabilityMonitor(StabilityRules(), chance_loss=math.log(4)).load_state_dict(state)
@@ -355,6 +358,13 @@ def test_unknown_key_is_rejected_by_name() -> None:
         ("smoothing", 0.0, ValueError, r"smoothing must be a finite number in \(0, 1\]"),
         ("smoothing", 1.5, ValueError, "smoothing"),
         ("smoothing", NAN, ValueError, "smoothing"),
+        (
+            "collapse_smoothing",
+            0.0,
+            ValueError,
+            r"collapse_smoothing must be a finite number in \(0, 1\] but got 0.0.",
+        ),
+        ("collapse_smoothing", INF, ValueError, "collapse_smoothing"),
     ],
 )
 def test_bad_thresholds_are_rejected_by_name(

@@ -1,0 +1,395 @@
+"""``InstabilityScheduler``: the stability rules and the unstable-range memory for Ray Tune."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import pickle
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+from prl_tune.space import PLRSSpace, SchedulerSpace
+from prl_tune.stability import (
+    MEMORY_MODES,
+    RangeRecord,
+    StabilityMonitor,
+    StabilityRules,
+    UnstableRangeMemory,
+)
+
+#: A result with this key set to a true value says the trainable itself found the run unstable
+#: (prl_tune's training loop applies the rules to every step); its range is remembered.
+UNSTABLE_KEY = "unstable"
+_STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class StopRecord:
+    """Why :class:`InstabilityScheduler` stopped a trial.
+
+    Args:
+        pruned_by: ``"rules"`` (the divergence rules fired on its reports, or the trainable
+            reported it unstable) or ``"memory"`` (its range is at least as aggressive as an
+            unstable one; it was stopped before it started).
+        reason: one sentence for people.
+        kind: the rule that fired (``"non-finite"``, ``"exploded"``, ...), ``None`` for memory.
+        step: the report (``1`` = the first value of ``loss``) at which it fired, or ``None``.
+    """
+
+    pruned_by: str
+    reason: str
+    kind: str | None = None
+    step: int | None = None
+
+
+def _freeze(value: Any) -> Hashable:
+    """A hashable, order-independent stand-in for a config value (nested dicts, lists)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+class InstabilityScheduler(TrialScheduler):
+    """Stops Ray Tune trials whose LR range is unstable; otherwise defers to a base scheduler.
+
+    The same rules and memory as :class:`~prl_tune.pruners.InstabilityPruner`, as a Ray Tune
+    ``TrialScheduler`` that wraps any other (``ASHAScheduler``, ``HyperBandScheduler``, ...):
+
+    1. **Memory** — before a pending trial starts, its ``lr_min``/``lr_max`` are compared with
+       the ranges that proved unstable in this experiment (other searched values equal). A
+       range at least as aggressive is stopped without running a step (``pruned_by =
+       "memory"``). The memory lives in the scheduler, on the driver, so every trial of the
+       experiment shares it, whichever node runs it.
+    2. **Rules on the reports** — each result's ``loss`` value (a float, or a sequence of
+       per-step losses since the last report) is fed to a
+       :class:`~prl_tune.stability.StabilityMonitor` per trial; a verdict stops the trial at
+       once. A result with ``unstable`` true (prl_tune's loop judged every step itself) also
+       stops it and teaches the memory.
+    3. **Base** — otherwise the wrapped scheduler decides (default ``FIFOScheduler``).
+
+    Results are not buffered (``supports_buffered_results`` is ``False``): a trial that
+    diverges is stopped at the report that shows it, not several iterations later.
+
+    Example:
+        >>> from ray import tune
+        >>> from ray.tune.schedulers import ASHAScheduler
+        >>> from prl_tune import PLRSSpace
+        >>> from prl_tune.pruners import InstabilityScheduler
+        >>> space = PLRSSpace(lr_max=(1e-3, 10.0))
+        >>> scheduler = InstabilityScheduler(ASHAScheduler(), space=space, chance_loss=2.3026)
+        >>> config = tune.TuneConfig(scheduler=scheduler, metric="val_accuracy", mode="max")
+
+    Args:
+        base: the Ray scheduler to defer to; ``None`` means ``FIFOScheduler()``.
+        space: how a trial's config maps to its LR range: a
+            :class:`~prl_tune.PLRSSpace` or :class:`~prl_tune.SchedulerSpace` (its
+            ``ray_param_space()`` made the config). ``None``: the config holds ``lr_min`` and
+            ``lr_max`` (or a single ``lr``) itself. A trial whose range cannot be read is
+            never blocked and teaches the memory nothing.
+        rules: the divergence rules (default ``StabilityRules()``); ``check_every`` does not
+            matter here, every report is judged.
+        memory: ``"dominance"`` (default), ``"lr_max"`` or ``"off"``; see
+            :class:`~prl_tune.stability.UnstableRangeMemory`.
+        loss: the result key with the training loss to judge (default ``"loss"``); results
+            without it are not judged.
+        chance_loss: the chance-level loss (``ln C`` for ``C`` balanced classes) the collapse
+            rule needs; ``None`` (default) turns that rule off.
+
+    Raises:
+        TypeError: an argument of the wrong type.
+        ValueError: an unknown memory mode, an empty ``loss`` key, or a ``chance_loss`` that is
+            not a finite number ``> 0``.
+    """
+
+    def __init__(
+        self,
+        base: TrialScheduler | None = None,
+        *,
+        space: PLRSSpace | SchedulerSpace | None = None,
+        rules: StabilityRules | None = None,
+        memory: str = "dominance",
+        loss: str = "loss",
+        chance_loss: float | None = None,
+    ) -> None:
+        if base is not None and not isinstance(base, TrialScheduler):
+            raise TypeError(f"base must be a ray.tune TrialScheduler or None but got {base!r}.")
+        if space is not None and not isinstance(space, (PLRSSpace, SchedulerSpace)):
+            raise TypeError(f"space must be a PLRSSpace, SchedulerSpace or None but got {space!r}.")
+        if rules is not None and not isinstance(rules, StabilityRules):
+            raise TypeError(f"rules must be a StabilityRules or None but got {rules!r}.")
+        if memory not in MEMORY_MODES:
+            raise ValueError(f"memory must be one of {list(MEMORY_MODES)} but got {memory!r}.")
+        if not isinstance(loss, str) or not loss:
+            raise ValueError(f"loss must be a non-empty result key but got {loss!r}.")
+        if chance_loss is not None:
+            number = isinstance(chance_loss, numbers.Real) and not isinstance(chance_loss, bool)
+            if not number or not (math.isfinite(chance_loss) and chance_loss > 0):
+                raise ValueError(
+                    f"chance_loss must be a finite number > 0 or None but got {chance_loss!r}."
+                )
+        super().__init__()
+        self.base: TrialScheduler = base if base is not None else FIFOScheduler()
+        self.space = space
+        self.rules = rules if rules is not None else StabilityRules()
+        self.memory = UnstableRangeMemory(memory)
+        self.loss = loss
+        self.chance_loss = None if chance_loss is None else float(chance_loss)
+        self.stopped: dict[str, StopRecord] = {}
+        self._monitors: dict[str, StabilityMonitor] = {}
+        self._reports: dict[str, int] = {}
+        self._remembered: set[str] = set()
+
+    # --- what Ray asks every scheduler -----------------------------------------------------
+
+    @property
+    def metric(self) -> str | None:
+        return self.base.metric
+
+    @property
+    def supports_buffered_results(self) -> bool:
+        return False
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return bool(self.base.set_search_properties(metric, mode, **spec))
+
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        self.base.on_trial_add(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        self._forget_monitor(trial)
+        self.base.on_trial_error(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
+        if trial.trial_id in self.stopped:
+            return TrialScheduler.STOP
+        record = self._judge(trial, result)
+        if record is not None:
+            self.stopped[trial.trial_id] = record
+            self._remember(trial, unstable=True)
+            return TrialScheduler.STOP
+        return str(self.base.on_trial_result(tune_controller, trial, result))
+
+    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> None:
+        if trial.trial_id not in self.stopped:
+            flagged = bool(result.get(UNSTABLE_KEY)) if result else False
+            if flagged:
+                self.stopped[trial.trial_id] = StopRecord(
+                    "rules", str(result.get("prune_reason", "the trainable reported unstable"))
+                )
+            self._remember(trial, unstable=flagged)
+        self._forget_monitor(trial)
+        self.base.on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        self._forget_monitor(trial)
+        self.base.on_trial_remove(tune_controller, trial)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        # Stopping a blocked trial removes it from the base's candidates, so this ends.
+        while True:
+            trial = self.base.choose_trial_to_run(tune_controller)
+            if trial is None or trial.status != Trial.PENDING:
+                return trial
+            blocker = self.blocker(trial.config)
+            if blocker is None:
+                return trial
+            record = StopRecord(
+                "memory",
+                f"memory: range at least as aggressive as unstable trial {blocker.trial} "
+                f"(lr_min={blocker.lr_min:.4g}, lr_max={blocker.lr_max:.4g})",
+            )
+            self.stopped[trial.trial_id] = record
+            # A trial that never started has no folder and no result; the result grid needs
+            # both. Its result says why it did not run (Ray logs that it found no result file).
+            trial.init_local_path()
+            trial.update_last_result(
+                {
+                    UNSTABLE_KEY: True,
+                    "pruned_by": record.pruned_by,
+                    "prune_reason": record.reason,
+                    "config": dict(trial.config),
+                    "trial_id": trial.trial_id,
+                }
+            )
+            tune_controller.stop_trial(trial)
+
+    def debug_string(self) -> str:
+        by_rules = sum(r.pruned_by == "rules" for r in self.stopped.values())
+        by_memory = len(self.stopped) - by_rules
+        return (
+            f"{self.base.debug_string()}\nprl_tune: {by_rules} trials stopped as unstable, "
+            f"{by_memory} blocked by the memory."
+        )
+
+    def save(self, checkpoint_path: str) -> None:
+        """Save the memory and the monitors next to the base scheduler's checkpoint."""
+        try:
+            self.base.save(checkpoint_path)
+        except NotImplementedError:
+            pass
+        state = {
+            "version": _STATE_VERSION,
+            "records": [asdict(r) for r in self.memory.records],
+            "stopped": {k: asdict(v) for k, v in self.stopped.items()},
+            "monitors": {k: m.state_dict() for k, m in self._monitors.items()},
+            "reports": dict(self._reports),
+            "remembered": sorted(self._remembered),
+        }
+        Path(_own_path(checkpoint_path)).write_bytes(pickle.dumps(state))
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Restore what :meth:`save` wrote (the base scheduler restores its own part)."""
+        try:
+            self.base.restore(checkpoint_path)
+        except NotImplementedError:
+            pass
+        state = pickle.loads(Path(_own_path(checkpoint_path)).read_bytes())
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(
+                f"state version must be {_STATE_VERSION} but got {state.get('version')!r}."
+            )
+        self.memory.records = [RangeRecord(**r) for r in state["records"]]
+        self.stopped = {k: StopRecord(**v) for k, v in state["stopped"].items()}
+        self._monitors = {}
+        for trial_id, monitor_state in state["monitors"].items():
+            monitor = StabilityMonitor(self.rules, chance_loss=self.chance_loss)
+            monitor.load_state_dict(monitor_state)
+            self._monitors[trial_id] = monitor
+        self._reports = dict(state["reports"])
+        self._remembered = set(state["remembered"])
+
+    # --- ranges and the memory --------------------------------------------------------------
+
+    def lr_range(self, config: Mapping[str, Any]) -> tuple[float, float, Hashable] | None:
+        """``(lr_min, lr_max, context)`` of a trial's config, or ``None`` when it has none.
+
+        The context is every other config value, so only ranges searched with otherwise equal
+        settings are compared.
+        """
+        try:
+            if self.space is not None:
+                params = dict(self.space.decode(config))
+                used = self._space_keys(config)
+            else:
+                params = {k: config[k] for k in ("lr_min", "lr_max", "lr") if k in config}
+                used = set(params)
+        except (KeyError, TypeError, ValueError):
+            return None
+        if "lr_min" in params and "lr_max" in params:
+            low, high = float(params["lr_min"]), float(params["lr_max"])
+        elif "lr" in params:
+            low = high = float(params["lr"])
+        else:
+            return None
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return None
+        context = tuple(sorted((str(k), _freeze(v)) for k, v in config.items() if k not in used))
+        return low, high, context
+
+    def blocker(self, config: Mapping[str, Any]) -> RangeRecord | None:
+        """The unstable record that makes ``config``'s range too aggressive, or ``None``."""
+        found = self.lr_range(config)
+        if found is None:
+            return None
+        low, high, context = found
+        return self.memory.blocker(low, high, context)
+
+    def boundary(
+        self, config: Mapping[str, Any] | None = None
+    ) -> dict[Hashable, tuple[float | None, float | None]]:
+        """Per context: ``(largest stable lr_max, smallest unstable lr_max)`` seen so far.
+
+        With ``config``, only the context of that config.
+        """
+        contexts = {r.context for r in self.memory.records}
+        if config is not None:
+            found = self.lr_range(config)
+            contexts = set() if found is None else {found[2]}
+        return {context: self.memory.boundary(context) for context in contexts}
+
+    def _space_keys(self, config: Mapping[str, Any]) -> set[str]:
+        space = self.space
+        if isinstance(space, PLRSSpace):
+            return set(space.param_names)
+        assert isinstance(space, SchedulerSpace)
+        # Ray samples the whole flat space, so every scheduler's LR key is in each config.
+        lr_keys = {space.lr_param(name) for name in space.schedulers}
+        return (set(space.plrs.param_names) | lr_keys) & set(config)
+
+    def _remember(self, trial: Trial, *, unstable: bool) -> None:
+        if trial.trial_id in self._remembered:
+            return
+        stop = self.stopped.get(trial.trial_id)
+        if stop is not None and stop.pruned_by == "memory":
+            return  # it ran no step: it teaches nothing new
+        found = self.lr_range(trial.config)
+        if found is None:
+            return
+        low, high, context = found
+        self._remembered.add(trial.trial_id)
+        self.memory.add(RangeRecord(low, high, unstable, context, _trial_number(trial)))
+
+    # --- the rules -------------------------------------------------------------------------
+
+    def _judge(self, trial: Trial, result: Mapping[str, Any]) -> StopRecord | None:
+        if result.get(UNSTABLE_KEY):
+            reason = str(result.get("prune_reason", "the trainable reported unstable"))
+            kind = result.get("instability")
+            step = result.get("diverged_at_step")
+            return StopRecord(
+                "rules",
+                reason,
+                None if kind is None else str(kind),
+                step if isinstance(step, int) and not isinstance(step, bool) else None,
+            )
+        values = _losses(result.get(self.loss))
+        if not values:
+            return None
+        monitor = self._monitors.get(trial.trial_id)
+        if monitor is None:
+            monitor = StabilityMonitor(self.rules, chance_loss=self.chance_loss)
+            self._monitors[trial.trial_id] = monitor
+        first = self._reports.get(trial.trial_id, 0) + 1
+        self._reports[trial.trial_id] = first + len(values) - 1
+        verdict = monitor.observe(values, first_step=first)
+        if verdict is None:
+            return None
+        return StopRecord("rules", verdict.reason, verdict.kind, verdict.step)
+
+    def _forget_monitor(self, trial: Trial) -> None:
+        self._monitors.pop(trial.trial_id, None)
+
+
+def _losses(value: object) -> list[float]:
+    """A reported loss as a list of floats: one number, or a sequence of per-step numbers."""
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, numbers.Real):
+        return [float(value)]
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [float(v) for v in value if isinstance(v, numbers.Real) and not isinstance(v, bool)]
+    tolist: Callable[[], Any] | None = getattr(value, "tolist", None)  # numpy / torch
+    if tolist is not None:
+        return _losses(tolist())
+    return []
+
+
+def _trial_number(trial: Trial) -> int | None:
+    """The trial's position in the experiment, from its id's numeric suffix when it has one."""
+    tail = str(trial.trial_id).rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def _own_path(checkpoint_path: str) -> str:
+    return f"{checkpoint_path}.prl_tune"

@@ -1,0 +1,189 @@
+"""``InstabilityScheduler`` on a real local Ray cluster, with real torch training in the trials."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+from fixtures import ray_trainables
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from prl_tune import InstabilityScheduler, PLRSSpace, SchedulerSpace, StabilityRules
+from prl_tune.pruners import StopRecord
+from prl_tune.stability import RangeRecord
+
+CHANCE = math.log(10)
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    # Trainables are shipped by value: the Ray workers do not have tests/ on their path.
+    ray.cloudpickle.register_pickle_by_value(ray_trainables)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _fit(
+    trainable: Any, param_space: dict[str, Any], scheduler: InstabilityScheduler, tmp_path: Path
+) -> tune.ResultGrid:
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            scheduler=scheduler, metric="step", mode="max", max_concurrent_trials=1
+        ),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+    )
+    return tuner.fit()
+
+
+def _by_lr_max(grid: tune.ResultGrid) -> dict[float, tune.Result]:
+    return {float(r.config["lr_max"]): r for r in grid}
+
+
+@pytest.mark.slow
+def test_rules_stop_a_diverging_trial_and_the_memory_blocks_a_dominated_one(
+    local_ray: None, tmp_path: Path
+) -> None:
+    scheduler = InstabilityScheduler(
+        ASHAScheduler(time_attr="step", max_t=ray_trainables.STEPS, grace_period=1),
+        space=ray_trainables.SPACE,
+        chance_loss=CHANCE,
+    )
+    # In this order, one at a time: explodes; stable; dominates the first (blocked); smaller
+    # lr_min than the first, so not dominated: it runs and explodes too.
+    lr_maxes = [5.0, 0.05, 8.0, 6.0]
+    ratios = [0.8, 0.8, 0.9, 0.1]
+    grid = _fit(
+        ray_trainables.per_step_sgd,
+        {
+            "lr_max": tune.grid_search(lr_maxes),
+            "lr_min_ratio": tune.sample_from(
+                lambda config: ratios[lr_maxes.index(config["lr_max"])]
+            ),
+        },
+        scheduler,
+        tmp_path,
+    )
+    results = _by_lr_max(grid)
+    assert set(results) == set(lr_maxes)
+    for result in results.values():
+        assert result.error is None
+    # Exploded within the first steps (the trainable would have run 40).
+    exploded = results[5.0].metrics
+    assert exploded["step"] <= 4
+    # The stable run ran to the end: the rules did not stop it, nor did ASHA (it is the best
+    # by "step" at every rung).
+    assert results[0.05].metrics["step"] == ray_trainables.STEPS
+    # The dominated range never reported a result: it was stopped before it started, and
+    # its result says why.
+    blocked = results[8.0].metrics
+    assert "step" not in blocked
+    assert blocked["pruned_by"] == "memory"
+    assert blocked["unstable"] is True
+    assert results[6.0].metrics["step"] <= 4
+
+    stopped = list(scheduler.stopped.values())
+    by_rules = [s for s in stopped if s.pruned_by == "rules"]
+    by_memory = [s for s in stopped if s.pruned_by == "memory"]
+    assert len(by_rules) == 2
+    assert {s.kind for s in by_rules} <= {"exploded", "non-finite"}
+    assert all(s.step is not None and s.step <= 4 for s in by_rules)
+    assert len(by_memory) == 1
+    assert by_memory[0].reason.startswith("memory: range at least as aggressive as unstable trial")
+    assert "lr_max=5" in by_memory[0].reason
+    # The boundary: the largest stable lr_max and the smallest unstable one.
+    assert list(scheduler.boundary().values()) == [(0.05, 5.0)]
+    assert "2 trials stopped as unstable, 1 blocked by the memory" in scheduler.debug_string()
+
+
+@pytest.mark.slow
+def test_a_trial_that_reports_itself_unstable_teaches_the_memory(
+    local_ray: None, tmp_path: Path
+) -> None:
+    scheduler = InstabilityScheduler(space=ray_trainables.SPACE, chance_loss=CHANCE)
+    grid = _fit(
+        ray_trainables.prl_tune_loop,
+        {"lr_max": tune.grid_search([7.0, 0.1, 9.0]), "lr_min_ratio": 0.8},
+        scheduler,
+        tmp_path,
+    )
+    results = _by_lr_max(grid)
+    unstable = results[7.0].metrics
+    assert unstable["unstable"] is True
+    assert unstable["instability"] in ("exploded", "non-finite")
+    assert unstable["prune_reason"]
+    assert results[0.1].metrics["val_accuracy"] > 0.5  # it learned, two epochs
+    assert results[9.0].metrics["pruned_by"] == "memory"
+    assert "step" not in results[9.0].metrics
+    kinds = sorted(s.pruned_by for s in scheduler.stopped.values())
+    assert kinds == ["memory", "rules"]
+
+
+# --- without a cluster: ranges, arguments, state -------------------------------------------
+
+
+def test_ranges_are_read_through_the_space_and_the_rest_is_context() -> None:
+    scheduler = InstabilityScheduler(space=PLRSSpace(lr_max=(1e-3, 10.0)))
+    low, high, context = scheduler.lr_range({"lr_max": 2.0, "lr_min_ratio": 0.25, "wd": 1e-4})
+    assert (low, high) == (0.5, 2.0)
+    assert context == (("wd", 1e-4),)
+    assert scheduler.lr_range({"lr": 1.0}) is None  # not a PLRSSpace config
+
+    plain = InstabilityScheduler()
+    assert plain.lr_range({"lr_min": 0.1, "lr_max": 0.2, "model": {"width": 8}}) == (
+        0.1,
+        0.2,
+        (("model", (("width", 8),)),),
+    )
+    assert plain.lr_range({"lr": 0.3}) == (0.3, 0.3, ())
+    assert plain.lr_range({"momentum": 0.9}) is None
+
+
+def test_a_scheduler_space_keeps_the_scheduler_in_the_context() -> None:
+    space = SchedulerSpace(["plrs", "cosine"], lr=(1e-3, 10.0))
+    scheduler = InstabilityScheduler(space=space)
+    config = {"scheduler": "cosine", "cosine_lr": 0.5, "plrs_lr_max": 3.0, "plrs_lr_min_ratio": 0.5}
+    assert scheduler.lr_range(config) == (0.5, 0.5, (("scheduler", "cosine"),))
+    plrs = {**config, "scheduler": "plrs"}
+    assert scheduler.lr_range(plrs) == (1.5, 3.0, (("scheduler", "plrs"),))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"base": "asha"}, TypeError, "base must be a ray.tune TrialScheduler or None"),
+        ({"space": {"lr_max": 1}}, TypeError, "space must be a PLRSSpace, SchedulerSpace or None"),
+        ({"rules": {"check_every": 1}}, TypeError, "rules must be a StabilityRules or None"),
+        ({"memory": "always"}, ValueError, "memory must be one of"),
+        ({"loss": ""}, ValueError, "loss must be a non-empty result key but got ''."),
+        ({"chance_loss": -1.0}, ValueError, "chance_loss must be a finite number > 0"),
+        ({"chance_loss": math.nan}, ValueError, "chance_loss must be a finite number > 0"),
+    ],
+)
+def test_bad_arguments_are_rejected_by_name(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        InstabilityScheduler(**kwargs)
+
+
+def test_the_memory_and_monitors_survive_save_and_restore(tmp_path: Path) -> None:
+    rules = StabilityRules(explode_factor=10.0)
+    scheduler = InstabilityScheduler(FIFOScheduler(), rules=rules, chance_loss=CHANCE)
+    scheduler.memory.add(RangeRecord(1.0, 2.0, True, (), 3))
+    scheduler.stopped["t_00003"] = StopRecord("rules", "exploded", "exploded", 2)
+    path = str(tmp_path / "scheduler.pkl")
+    scheduler.save(path)
+    again = InstabilityScheduler(FIFOScheduler(), rules=rules, chance_loss=CHANCE)
+    again.restore(path)
+    assert again.memory.records == scheduler.memory.records
+    assert again.stopped == scheduler.stopped
+    assert again.blocker({"lr_min": 1.5, "lr_max": 2.5}) is not None
+    assert again.blocker({"lr_min": 0.5, "lr_max": 2.5}) is None
