@@ -49,6 +49,7 @@ def test_study_file_runs(study_file: Path, tmp_path: Path) -> None:
 ARGS = {
     "drop_in_pytorch_loop.py": ["--epochs", "2"],
     "optuna_objective.py": ["--n-trials", "3", "--epochs", "1"],
+    "ray_tune_asha.py": ["--samples", "3", "--epochs", "1"],
 }
 
 
