@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ from prl_tune.stability import (
     StabilityMonitor,
     StabilityRules,
     UnstableRangeMemory,
+    lr_bounds,
 )
 
 if TYPE_CHECKING:
@@ -174,16 +174,10 @@ def _context(trial: FrozenTrial | optuna.Trial) -> Hashable:
 
 def range_record(trial: FrozenTrial | optuna.Trial, *, unstable: bool) -> RangeRecord | None:
     """A trial's range as a memory record (``lr_min``/``lr_max``, or a peak ``lr``)."""
-    attrs = trial.user_attrs
-    if "lr_max" in attrs and "lr_min" in attrs:
-        low, high = float(attrs["lr_min"]), float(attrs["lr_max"])
-    elif "lr" in attrs:
-        low = high = float(attrs["lr"])
-    else:
+    bounds = lr_bounds(trial.user_attrs)
+    if bounds is None:
         return None
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return None
-    return RangeRecord(low, high, unstable, _context(trial), trial.number)
+    return RangeRecord(*bounds, unstable, _context(trial), trial.number)
 
 
 def study_records(study: optuna.Study, *, exclude: int | None = None) -> list[RangeRecord]:

@@ -20,6 +20,7 @@ from prl_tune.stability import (
     StabilityMonitor,
     StabilityRules,
     UnstableRangeMemory,
+    lr_bounds,
 )
 
 #: A result with this key set to a true value says the trainable itself found the run unstable
@@ -148,7 +149,6 @@ class InstabilityScheduler(TrialScheduler):
         self.stopped: dict[str, StopRecord] = {}
         self._monitors: dict[str, StabilityMonitor] = {}
         self._reports: dict[str, int] = {}
-        self._remembered: set[str] = set()
 
     # --- what Ray asks every scheduler -----------------------------------------------------
 
@@ -244,7 +244,6 @@ class InstabilityScheduler(TrialScheduler):
             "stopped": {k: asdict(v) for k, v in self.stopped.items()},
             "monitors": {k: m.state_dict() for k, m in self._monitors.items()},
             "reports": dict(self._reports),
-            "remembered": sorted(self._remembered),
         }
         Path(_own_path(checkpoint_path)).write_bytes(pickle.dumps(state))
 
@@ -267,7 +266,6 @@ class InstabilityScheduler(TrialScheduler):
             monitor.load_state_dict(monitor_state)
             self._monitors[trial_id] = monitor
         self._reports = dict(state["reports"])
-        self._remembered = set(state["remembered"])
 
     # --- ranges and the memory --------------------------------------------------------------
 
@@ -286,16 +284,11 @@ class InstabilityScheduler(TrialScheduler):
                 used = set(params)
         except (KeyError, TypeError, ValueError):
             return None
-        if "lr_min" in params and "lr_max" in params:
-            low, high = float(params["lr_min"]), float(params["lr_max"])
-        elif "lr" in params:
-            low = high = float(params["lr"])
-        else:
-            return None
-        if not (math.isfinite(low) and math.isfinite(high)):
+        bounds = lr_bounds(params)
+        if bounds is None:
             return None
         context = tuple(sorted((str(k), _freeze(v)) for k, v in config.items() if k not in used))
-        return low, high, context
+        return (*bounds, context)
 
     def blocker(self, config: Mapping[str, Any]) -> RangeRecord | None:
         """The unstable record that makes ``config``'s range too aggressive, or ``None``."""
@@ -328,8 +321,7 @@ class InstabilityScheduler(TrialScheduler):
         return (set(space.plrs.param_names) | lr_keys) & set(config)
 
     def _remember(self, trial: Trial, *, unstable: bool) -> None:
-        if trial.trial_id in self._remembered:
-            return
+        """Called once per trial that ran: at its STOP, or at its completion otherwise."""
         stop = self.stopped.get(trial.trial_id)
         if stop is not None and stop.pruned_by == "memory":
             return  # it ran no step: it teaches nothing new
@@ -337,7 +329,6 @@ class InstabilityScheduler(TrialScheduler):
         if found is None:
             return
         low, high, context = found
-        self._remembered.add(trial.trial_id)
         self.memory.add(RangeRecord(low, high, unstable, context, _trial_number(trial)))
 
     # --- the rules -------------------------------------------------------------------------
@@ -369,6 +360,7 @@ class InstabilityScheduler(TrialScheduler):
 
     def _forget_monitor(self, trial: Trial) -> None:
         self._monitors.pop(trial.trial_id, None)
+        self._reports.pop(trial.trial_id, None)
 
 
 def _losses(value: object) -> list[float]:

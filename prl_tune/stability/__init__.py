@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from prl_tune.stability._memory import MEMORY_MODES, RangeRecord, UnstableRangeMemory
+from prl_tune.stability._memory import (
+    MEMORY_MODES,
+    RangeRecord,
+    UnstableRangeMemory,
+    lr_bounds,
+)
 from prl_tune.stability._rules import VERDICT_KINDS, StabilityMonitor, StabilityRules, Verdict
 
 __all__ = [
@@ -13,4 +18,5 @@ __all__ = [
     "StabilityRules",
     "UnstableRangeMemory",
     "Verdict",
+    "lr_bounds",
 ]

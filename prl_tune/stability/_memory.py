@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+import math
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 MEMORY_MODES = ("dominance", "lr_max", "off")
+
+
+def lr_bounds(params: Mapping[str, Any]) -> tuple[float, float] | None:
+    """``(lr_min, lr_max)`` from ``lr_min``/``lr_max``, or ``(lr, lr)`` for a peak-LR schedule.
+
+    ``None`` when ``params`` holds neither or a bound is not finite.
+    """
+    if "lr_max" in params and "lr_min" in params:
+        low, high = float(params["lr_min"]), float(params["lr_max"])
+    elif "lr" in params:
+        low = high = float(params["lr"])
+    else:
+        return None
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return None
+    return low, high
 
 
 @dataclass(frozen=True)
