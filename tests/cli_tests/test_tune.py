@@ -92,7 +92,8 @@ def test_diverging_trials_are_pruned_with_reason_and_step(write_study) -> None:
     assert first.state == TrialState.PRUNED
     assert first.user_attrs["pruned_by"] == "rules"
     assert first.user_attrs["instability"] in ("non-finite", "exploded")
-    assert 1 <= first.user_attrs["diverged_at_step"] <= 23
+    # At lr 1e5 the loss blows up at once; the loop's early checks (steps 1, 2, 4) stop it there.
+    assert 1 <= first.user_attrs["diverged_at_step"] <= first.user_attrs["steps"] <= 4
     assert first.constraints == {"unstable": 1.0}  # the sampler sees the region as infeasible
     # The second range is no less aggressive in lr_max; it either diverged too or was skipped.
     assert trials[1].state == TrialState.PRUNED and trials[1].user_attrs["unstable"]
