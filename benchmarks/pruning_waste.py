@@ -35,8 +35,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from prl_tune.backends import run_study
 from prl_tune.config import StudySpec
+from prl_tune.hosts.optuna import run_study
 
 CHANCE_LOSS = math.log(10)  # digits: 10 classes
 ARMS: dict[str, dict[str, Any]] = {

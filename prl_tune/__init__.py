@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from prl_tune._version import __version__
 
 _EXPORTS: dict[str, str] = {
     "PLRS": "prl_tune.schedulers",
@@ -26,13 +26,13 @@ _EXPORTS: dict[str, str] = {
     "EpochMetrics": "prl_tune.training",
     "TrainResult": "prl_tune.training",
     "StudySpec": "prl_tune.config",
-    "InstabilityPruner": "prl_tune.pruners",
-    "InstabilityScheduler": "prl_tune.pruners",
+    "InstabilityPruner": "prl_tune.hosts.optuna",
+    "InstabilityScheduler": "prl_tune.hosts.ray",
     "StabilityRules": "prl_tune.stability",
     "range_test": "prl_tune.lr_finder",
     "load_spec": "prl_tune.config",
     "SpecError": "prl_tune.config",
-    "run_study": "prl_tune.backends",
+    "run_study": "prl_tune.hosts.optuna",
 }
 
 __all__ = [
@@ -61,10 +61,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from prl_tune.backends import run_study
     from prl_tune.config import SpecError, StudySpec, load_spec
+    from prl_tune.hosts.optuna import InstabilityPruner, run_study
+    from prl_tune.hosts.ray import InstabilityScheduler
     from prl_tune.lr_finder import range_test
-    from prl_tune.pruners import InstabilityPruner, InstabilityScheduler
     from prl_tune.schedulers import PLRS, SCHEDULER_NAMES, KneeLR, build_scheduler
     from prl_tune.space import PLRSSpace, SchedulerSpace
     from prl_tune.stability import StabilityRules

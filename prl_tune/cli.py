@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from prl_tune import __version__
+from prl_tune._version import __version__
 from prl_tune.config import SpecError, load_spec, parse_override
 
 EXIT_BAD_INPUT = 2
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _tune(args: argparse.Namespace) -> int:
     overrides = dict(parse_override(text) for text in args.overrides)
     spec = load_spec(args.study_file, overrides=overrides)
-    from prl_tune.backends import run_study
+    from prl_tune.hosts.optuna import run_study
     from prl_tune.report import format_summary
 
     stream = None if args.quiet else sys.stderr
@@ -107,10 +107,11 @@ def _range_test(args: argparse.Namespace) -> int:
     if args.storage is not None:
         overrides["study.storage"] = args.storage
     spec = load_spec(args.study_file, overrides=overrides)
-    from prl_tune.backends import create_or_resume, record_range_test, run_range_test
+    from prl_tune.config import run_range_test
     from prl_tune.report import format_range_test
+    from prl_tune.store import create_or_resume, record_range_test
 
-    print(f"running the LR range test on {spec.task['name']!r} ...", file=sys.stderr)
+    print(f"running the LR range test on {spec.task.name!r} ...", file=sys.stderr)
     result = run_range_test(spec)
     study = create_or_resume(spec)
     record_range_test(study, spec, result)

@@ -1,21 +1,34 @@
-"""Study files: TOML validated once into a ``StudySpec``."""
+"""Study files: TOML parsed once into a typed ``StudySpec``, and what a trial does with it."""
 
 from prl_tune.config._spec import (
     DEFAULT_STORAGE,
+    METRICS,
     RANGE_TEST,
+    PruningSettings,
     SpecError,
+    StudySettings,
     StudySpec,
+    TaskSpec,
     load_spec,
     parse_override,
     spec_differences,
 )
+from prl_tune.config._trial import load_study_task, objective_value, run_range_test, train_trial
 
 __all__ = [
     "DEFAULT_STORAGE",
+    "METRICS",
     "RANGE_TEST",
+    "PruningSettings",
     "SpecError",
+    "StudySettings",
     "StudySpec",
+    "TaskSpec",
     "load_spec",
+    "load_study_task",
+    "objective_value",
     "parse_override",
+    "run_range_test",
     "spec_differences",
+    "train_trial",
 ]

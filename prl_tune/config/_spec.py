@@ -1,36 +1,48 @@
-"""The study file (TOML), validated once into a ``StudySpec``.
+"""The study file (TOML), parsed once into frozen, typed objects: a ``StudySpec``.
 
-Every error is a ``SpecError`` with one line that names the field (``[section] key``), the rule
-and the value, so the CLI can print it and exit with code 2 before anything touches the store.
+The loader knows the file's layout (sections, keys, defaults); every rule about a value lives in
+the constructor of the object that holds it. A broken rule is a ``SpecError`` with one line that
+names the field (``[section] key``), the rule and the value, so the CLI can print it and exit with
+code 2 before anything touches the store.
 """
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 import json
-import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-from prl_tune.space import ALL_SCHEDULERS, PLRSSpace, SchedulerSpace
-from prl_tune.stability import MEMORY_MODES
+from prl_tune._checks import (
+    ArgumentError,
+    ArgumentTypeError,
+    ArgumentValueError,
+    choice,
+    integer,
+    known_keys,
+    text,
+)
+from prl_tune.space import PendingRangeTest, PLRSSpace, SchedulerSpace
+from prl_tune.stability import MEMORY_MODES, OPTIONAL_RULES, StabilityRules
+from prl_tune.training import OptimizerConfig, check_device_name, resolve_task, task_options
 
-if TYPE_CHECKING:
-    from prl_tune.stability import StabilityRules
-
-METRICS = {"val_accuracy": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
+METRICS = MappingProxyType(
+    {"val_accuracy": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
+)
 PRUNERS = ("none", "median", "hyperband")
 RANGE_TEST = "range-test"
 SAMPLERS = ("tpe", "random")
-OPTIMIZERS = ("sgd", "adamw")
+ALLOCATIONS = ("equal", "sampler")
 DEFAULT_STORAGE = "sqlite:///prl_tune.db"
 
 
@@ -38,413 +50,340 @@ class SpecError(ValueError):
     """A study file or override that breaks a rule; the message is one line."""
 
 
-# ---------------------------------------------------------------------------------------------
-# Field checks: each takes (field label, value) and returns the value or raises SpecError.
+@dataclass(frozen=True, kw_only=True)
+class StudySettings:
+    """The ``[study]`` section: what is searched for, where it is stored, and the budget."""
+
+    name: str
+    n_trials: int
+    storage: str = DEFAULT_STORAGE
+    metric: str = "val_accuracy"
+    direction: str | None = None  # None: the metric's own direction
+    value: str = "last"
+    workers: int = 1
+    seed: int = 0
+    sampler: str = "tpe"
+
+    def __post_init__(self) -> None:
+        text("name", self.name)
+        integer("n_trials", self.n_trials, minimum=1)
+        text("storage", self.storage)
+        expected = METRICS[choice("metric", self.metric, tuple(METRICS))]
+        if self.direction is None:
+            object.__setattr__(self, "direction", expected)
+        elif choice("direction", self.direction, ("maximize", "minimize")) != expected:
+            raise ArgumentValueError(
+                "direction", f"{self.metric} is to be {expected}d but got {self.direction!r}."
+            )
+        choice("value", self.value, ("last", "best"))
+        integer("workers", self.workers, minimum=1)
+        integer("seed", self.seed, minimum=0)
+        choice("sampler", self.sampler, SAMPLERS)
 
 
-def _type_name(value: Any) -> str:
-    return type(value).__name__
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec:
+    """The ``[task]`` section: a built-in task or a user's ``"module:function"``, checked here
+    (the name resolves, a built-in task's params are valid) without loading any data."""
+
+    epochs: int
+    name: str = "digits"
+    device: str = "auto"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        text("name", self.name)
+        with _as_argument("name"):
+            resolve_task(self.name)
+        integer("epochs", self.epochs, minimum=1)
+        text("device", self.device)
+        check_device_name(self.device)
+        if not isinstance(self.params, Mapping):
+            raise ArgumentTypeError(
+                "params", f"must be a table but got {self.params!r} ({type(self.params).__name__})."
+            )
+        try:
+            task_options(self.name, self.params)
+        except ArgumentError as exc:
+            raise type(exc)(f"params.{exc.argument}", exc.rule) from exc
 
 
-def _str(choices: tuple[str, ...] | None = None) -> Callable[[str, Any], str]:
-    def check(label: str, value: Any) -> str:
-        if not isinstance(value, str):
-            raise SpecError(f"{label}: must be a string but got {value!r} ({_type_name(value)}).")
-        if choices is not None and value not in choices:
-            raise SpecError(f"{label}: must be one of {list(choices)} but got {value!r}.")
-        return value
+@dataclass(frozen=True, kw_only=True)
+class PruningSettings:
+    """The ``[pruning]`` section but its ``rules``: the base pruner and the memory."""
 
-    return check
+    base: str = "none"
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    min_resource: int = 1
+    reduction_factor: int = 3
+    memory: str = "dominance"
 
-
-def _int(minimum: int) -> Callable[[str, Any], int]:
-    def check(label: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(f"{label}: must be an integer but got {value!r} ({_type_name(value)}).")
-        if value < minimum:
-            raise SpecError(f"{label}: must be >= {minimum} but got {value}.")
-        return value
-
-    return check
+    def __post_init__(self) -> None:
+        choice("base", self.base, PRUNERS)
+        integer("n_startup_trials", self.n_startup_trials, minimum=0)
+        integer("n_warmup_steps", self.n_warmup_steps, minimum=0)
+        integer("min_resource", self.min_resource, minimum=1)
+        integer("reduction_factor", self.reduction_factor, minimum=2)
+        choice("memory", self.memory, MEMORY_MODES)
 
 
-def _float(
-    low: float = -math.inf, high: float = math.inf, *, open_low: bool = False
-) -> Callable[[str, Any], float]:
-    def check(label: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"{label}: must be a number but got {value!r} ({_type_name(value)}).")
-        v = float(value)
-        if not math.isfinite(v):
-            raise SpecError(f"{label}: must be finite but got {value!r}.")
-        if v < low or (open_low and v == low) or v > high:
-            lo = f"> {low:g}" if open_low else f">= {low:g}"
-            rule = lo if high == math.inf else f"{lo} and <= {high:g}"
-            raise SpecError(f"{label}: must be {rule} but got {value!r}.")
-        return v
-
-    return check
-
-
-def _bool(label: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise SpecError(f"{label}: must be true or false but got {value!r} ({_type_name(value)}).")
-    return value
-
-
-def _range(label: str, value: Any) -> Any:
-    """A ``[low, high]`` pair or a single number; checked in depth by the space objects."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, list)):
-        raise SpecError(
-            f"{label}: must be a number or a [low, high] list but got {value!r} "
-            f"({_type_name(value)})."
-        )
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _names(choices: tuple[str, ...]) -> Callable[[str, Any], tuple[str, ...]]:
-    def check(label: str, value: Any) -> tuple[str, ...]:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not value:
-            raise SpecError(f"{label}: must be a non-empty list of names but got {value!r}.")
-        for item in value:
-            if item not in choices:
-                raise SpecError(f"{label}: each must be one of {list(choices)} but got {item!r}.")
-        if len(set(value)) != len(value):
-            raise SpecError(f"{label}: must not repeat a name but got {value!r}.")
-        return tuple(value)
-
-    return check
-
-
-def _table(label: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise SpecError(f"{label}: must be a table but got {value!r} ({_type_name(value)}).")
-    return dict(value)
-
-
-def _rules_field(label: str, value: Any) -> Any:
-    """``true`` (default thresholds), ``false`` (only the non-finite stop) or a table."""
-    if isinstance(value, bool):
-        return value
-    if not isinstance(value, dict):
-        raise SpecError(f"{label}: must be true, false or a table of thresholds but got {value!r}.")
-    from prl_tune.stability import StabilityRules
-
-    # TOML has no null: ``false`` switches off a rule whose threshold is optional.
-    rules = {
-        key: None if item is False and key in _OPTIONAL_RULES else item
-        for key, item in value.items()
-    }
+@contextmanager
+def _as_argument(name: str) -> Iterator[None]:
+    """Give an ``ArgumentError`` raised inside the argument name ``name``."""
     try:
-        StabilityRules.from_mapping(rules)
-    except (TypeError, ValueError) as exc:
-        raise SpecError(f"[pruning.rules] {exc}") from exc
-    return rules
+        yield
+    except ArgumentError as exc:
+        raise type(exc)(name, exc.rule) from exc
 
 
-_OPTIONAL_RULES = ("explode_factor", "collapse_window", "rise_window")
+def _defaults(cls: type) -> dict[str, Any]:
+    """Each field's default (``None`` for a required one) of a settings dataclass."""
+    defaults: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = f.default_factory()
+        else:
+            defaults[f.name] = None
+    return defaults
 
 
-def _lr_max_field(label: str, value: Any) -> Any:
-    if value == RANGE_TEST:
-        return value
-    if isinstance(value, str):
-        raise SpecError(
-            f"{label}: must be a [low, high] list, a number or {RANGE_TEST!r} but got {value!r}."
-        )
-    return _range(label, value)
-
-
-def _pair_of_floats(label: str, value: Any) -> tuple[float, float]:
-    if not (isinstance(value, list) and len(value) == 2):
-        raise SpecError(f"{label}: must be a [beta1, beta2] list but got {value!r}.")
-    b1, b2 = (_float(0.0, 1.0)(label, v) for v in value)
-    if b1 >= 1.0 or b2 >= 1.0:
-        raise SpecError(f"{label}: each must be in [0, 1) but got {value!r}.")
-    return (b1, b2)
-
-
-_REQUIRED = object()
-
-# section -> key -> (check, default)
-_SCHEMA: dict[str, dict[str, tuple[Callable[[str, Any], Any], Any]]] = {
-    "study": {
-        "name": (_str(), _REQUIRED),
-        "storage": (_str(), DEFAULT_STORAGE),
-        "metric": (_str(tuple(METRICS)), "val_accuracy"),
-        "direction": (_str(("maximize", "minimize")), None),
-        "value": (_str(("last", "best")), "last"),
-        "n_trials": (_int(1), _REQUIRED),
-        "workers": (_int(1), 1),
-        "seed": (_int(0), 0),
-        "sampler": (_str(SAMPLERS), "tpe"),
-    },
-    "task": {
-        "name": (_str(), "digits"),
-        "epochs": (_int(1), _REQUIRED),
-        "device": (_str(), "auto"),
-        "params": (_table, {}),
-    },
-    "optimizer": {
-        "name": (_str(OPTIMIZERS), "sgd"),
-        "momentum": (_float(0.0, 1.0), 0.0),
-        "nesterov": (_bool, False),
-        "weight_decay": (_float(0.0), 0.0),
-        "betas": (_pair_of_floats, None),
-        "grad_clip": (_float(0.0, open_low=True), None),
-    },
+# The file's layout: section -> key -> default (None: unset; TOML has no null).
+_LAYOUT: dict[str, dict[str, Any]] = {
+    "study": _defaults(StudySettings),
+    "task": _defaults(TaskSpec),
+    "optimizer": {k: v for k, v in _defaults(OptimizerConfig).items() if k != "eps"},
     "space": {
-        "schedulers": (_names(ALL_SCHEDULERS), ("plrs",)),
-        "lr_max": (_lr_max_field, (1e-3, 1.0)),
-        "range_test_span": (_float(1.0), 3.0),
-        "lr_min_ratio": (_range, None),
-        "lr_min": (_range, None),
-        "lr": (_range, (1e-3, 1.0)),
-        "warmup_steps": (_int(0), 0),
-        "allocation": (_str(("equal", "sampler")), "equal"),
+        "schedulers": ["plrs"],
+        "lr_max": [1e-3, 1.0],
+        "range_test_span": 3.0,
+        "lr_min_ratio": None,
+        "lr_min": None,
+        "lr": [1e-3, 1.0],
+        "warmup_steps": 0,
+        "allocation": "equal",
     },
-    "pruning": {
-        "base": (_str(PRUNERS), "none"),
-        "n_startup_trials": (_int(0), 5),
-        "n_warmup_steps": (_int(0), 0),
-        "min_resource": (_int(1), 1),
-        "reduction_factor": (_int(2), 3),
-        "rules": (_rules_field, True),
-        "memory": (_str(MEMORY_MODES), "dominance"),
-    },
+    "pruning": {**_defaults(PruningSettings), "rules": True},
 }
-_REQUIRED_SECTIONS = ("study", "task")
-
-_DIGITS_PARAMS: dict[str, Callable[[str, Any], Any]] = {
-    "model": _str(("cnn", "mlp")),
-    "batch_size": _int(1),
-    "val_fraction": _float(0.0, 1.0, open_low=True),
-}
+_REQUIRED = {"study": ("name", "n_trials"), "task": ("epochs",)}
 
 
 @dataclass(frozen=True)
 class StudySpec:
-    """A validated study: every section as a plain dict with defaults filled in.
+    """A study, parsed once: frozen objects that every later step trusts.
 
-    Build it with :func:`load_spec` (a TOML file) or :meth:`from_dict`.
+    Build it with :func:`load_spec` (a TOML file) or :meth:`from_dict` (the same dict, e.g. in a
+    worker process). :meth:`to_dict` gives the canonical dict (defaults filled in) that is stored
+    with the study and compared on resume.
+
+    Args:
+        study: ``[study]``.
+        task: ``[task]``.
+        optimizer: ``[optimizer]``.
+        space: ``[space]``: a :class:`~prl_tune.space.SchedulerSpace`, or a
+            :class:`~prl_tune.space.PendingRangeTest` while ``lr_max = "range-test"`` is not
+            resolved (:meth:`with_lr_max`).
+        warmup_steps: ``[space] warmup_steps`` of PLRS.
+        allocation: ``[space] allocation`` of trials to several schedulers.
+        rules: ``[pruning] rules``.
+        pruning: the rest of ``[pruning]``.
+        data: the canonical dict.
+        source: where the spec came from, for messages.
     """
 
-    study: dict[str, Any]
-    task: dict[str, Any]
-    optimizer: dict[str, Any]
-    space: dict[str, Any]
-    pruning: dict[str, Any]
+    study: StudySettings
+    task: TaskSpec
+    optimizer: OptimizerConfig
+    space: SchedulerSpace | PendingRangeTest = field(compare=False)
+    warmup_steps: int
+    allocation: str
+    rules: StabilityRules
+    pruning: PruningSettings
+    data: Mapping[str, Any] = field(repr=False)
     source: str = field(default="<dict>", compare=False)
 
     @property
     def name(self) -> str:
-        return str(self.study["name"])
+        return self.study.name
 
     @property
     def storage(self) -> str:
-        return str(self.study["storage"])
+        return self.study.storage
 
     @property
     def direction(self) -> str:
-        return str(self.study["direction"])
+        return str(self.study.direction)
 
     @property
     def metric(self) -> str:
-        return str(self.study["metric"])
+        return self.study.metric
 
     @property
     def n_trials(self) -> int:
-        return int(self.study["n_trials"])
+        return self.study.n_trials
 
     @property
     def workers(self) -> int:
-        return int(self.study["workers"])
+        return self.study.workers
 
-    def search_space(self, lr_max: tuple[float, float] | None = None) -> SchedulerSpace:
-        """The ``SchedulerSpace`` the ``[space]`` section describes (already validated).
+    @property
+    def seed(self) -> int:
+        return self.study.seed
 
-        ``lr_max`` replaces ``[space] lr_max``; it is required when that is ``"range-test"``
-        (the backend resolves it with the LR range test and stores the result).
-        """
-        space = dict(self.space)
-        if lr_max is not None:
-            space["lr_max"] = lr_max
-        elif space["lr_max"] == RANGE_TEST:
-            raise ValueError("[space] lr_max is 'range-test': pass the range the test found.")
-        return _build_space(space, "[space]")
+    @property
+    def range_test_span(self) -> float:
+        """``[space] range_test_span``: a range test's ``lr_max`` range is
+        ``[suggested / span, suggested]``."""
+        return float(self.data["space"]["range_test_span"])
 
-    def stability_rules(self) -> StabilityRules:
-        """The ``[pruning] rules`` as ``StabilityRules`` (``false``: only the non-finite stop)."""
-        from prl_tune.stability import StabilityRules
-
-        rules = self.pruning["rules"]
-        if rules is True:
-            return StabilityRules()
-        if rules is False:
-            return StabilityRules.from_mapping(
-                {"explode_factor": None, "collapse_window": None, "rise_window": None}
-            )
-        return StabilityRules.from_mapping(rules)
+    @property
+    def schedulers(self) -> tuple[str, ...]:
+        return tuple(self.space.schedulers)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of every section (tuples become lists)."""
-        data = {
-            name: getattr(self, name) for name in ("study", "task", "optimizer", "space", "pruning")
-        }
-        result: dict[str, Any] = json.loads(json.dumps(data))
+        """The canonical, JSON-ready dict of every section (defaults filled in)."""
+        result: dict[str, Any] = json.loads(json.dumps(self.data))
         return result
 
-    def replace(self, **sections: dict[str, Any]) -> StudySpec:
-        """A copy with whole sections replaced (used by command-line overrides, re-validated)."""
+    def with_study(self, **changes: Any) -> StudySpec:
+        """A copy with fields of ``[study]`` changed (checked by ``StudySettings``)."""
+        with _section("study"):
+            study = dataclasses.replace(self.study, **changes)
         data = self.to_dict()
-        data.update(sections)
-        return StudySpec.from_dict(data, source=self.source)
+        data["study"].update(changes)
+        return dataclasses.replace(self, study=study, data=data)
+
+    def with_lr_max(self, lr_max: tuple[float, float]) -> StudySpec:
+        """The spec with a concrete space for a pending range test's ``lr_max`` range."""
+        if not isinstance(self.space, PendingRangeTest):
+            raise SpecError(
+                f"[space] lr_max: is {list(self.space.plrs.lr_max)}, not {RANGE_TEST!r}."
+            )
+        try:
+            space = self.space.resolve(lr_max)
+        except ArgumentError as exc:
+            raise SpecError(
+                f"[space] {exc.argument}: {exc.rule} (lr_max {list(lr_max)} from the LR range test)"
+            ) from exc
+        data = self.to_dict()
+        data["space"]["lr_max"] = list(lr_max)
+        return dataclasses.replace(self, space=space, data=data)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> StudySpec:
-        """Validate a parsed study file; raises :class:`SpecError` naming the first bad field."""
-        if not isinstance(data, Mapping):
-            raise SpecError(f"{source}: must be a table of sections but got {data!r}.")
-        unknown = sorted(set(data) - set(_SCHEMA))
-        if unknown:
-            raise SpecError(f"[{unknown[0]}]: unknown section; the sections are {sorted(_SCHEMA)}.")
-        sections: dict[str, dict[str, Any]] = {}
-        for section, fields in _SCHEMA.items():
-            raw = data.get(section)
-            if raw is None:
-                if section in _REQUIRED_SECTIONS:
-                    raise SpecError(f"[{section}]: required section is missing.")
-                raw = {}
-            if not isinstance(raw, Mapping):
-                raise SpecError(f"[{section}]: must be a table but got {raw!r}.")
-            sections[section] = _check_section(section, raw, fields)
-        _check_cross_fields(sections)
-        return cls(**sections, source=source)
-
-
-def _check_section(
-    section: str,
-    raw: Mapping[str, Any],
-    fields: Mapping[str, tuple[Callable[[str, Any], Any], Any]],
-) -> dict[str, Any]:
-    for key in raw:
-        if key not in fields:
-            hint = _close_match(key, fields)
-            raise SpecError(f"[{section}] {key}: unknown key{hint}; the keys are {sorted(fields)}.")
-    result: dict[str, Any] = {}
-    for key, (check, default) in fields.items():
-        label = f"[{section}] {key}"
-        if raw.get(key) is not None:  # None: unset (TOML has no null; it comes from to_dict)
-            result[key] = check(label, raw[key])
-        elif default is _REQUIRED:
-            raise SpecError(f"{label}: required key is missing.")
-        else:
-            result[key] = default
-    return result
-
-
-def _close_match(key: str, fields: Mapping[str, Any]) -> str:
-    import difflib
-
-    match = difflib.get_close_matches(key, list(fields), n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
-def _check_cross_fields(sections: dict[str, dict[str, Any]]) -> None:
-    study = sections["study"]
-    expected = METRICS[study["metric"]]
-    if study["direction"] is None:
-        study["direction"] = expected
-    elif study["direction"] != expected:
-        raise SpecError(
-            f"[study] direction: {study['metric']} is to be {expected}d but got "
-            f"{study['direction']!r}."
-        )
-    optimizer = sections["optimizer"]
-    if optimizer["name"] == "sgd" and optimizer["betas"] is not None:
-        raise SpecError(f"[optimizer] betas: only adamw takes betas but got {optimizer['betas']}.")
-    if optimizer["nesterov"] and optimizer["momentum"] == 0.0:
-        raise SpecError("[optimizer] nesterov: needs momentum > 0 but momentum is 0.")
-    if optimizer["name"] == "adamw" and (optimizer["momentum"] or optimizer["nesterov"]):
-        raise SpecError(
-            f"[optimizer] momentum: adamw takes betas, not momentum, but got "
-            f"{optimizer['momentum']}."
-        )
-    _check_task(sections["task"])
-    _build_space(sections["space"], "[space]")
-
-
-def _check_task(task: dict[str, Any]) -> None:
-    name = task["name"]
-    if name == "digits":
-        for key, value in task["params"].items():
-            check = _DIGITS_PARAMS.get(key)
-            if check is None:
-                raise SpecError(
-                    f"[task.params] {key}: unknown key for task 'digits'; the keys are "
-                    f"{sorted(_DIGITS_PARAMS)}."
-                )
-            check(f"[task.params] {key}", value)
-    elif ":" in name:
-        module_name, _, function_name = name.partition(":")
-        if not module_name or not function_name.isidentifier():
-            raise SpecError(
-                f"[task] name: must be 'digits' or 'package.module:function' but got {name!r}."
-            )
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise SpecError(
-                f"[task] name: module {module_name!r} cannot be imported ({exc}); got {name!r}."
-            ) from exc
-        if not callable(getattr(module, function_name, None)):
-            raise SpecError(
-                f"[task] name: {module_name!r} has no function {function_name!r}; got {name!r}."
-            )
-    else:
-        raise SpecError(
-            f"[task] name: must be a built-in task ['digits'] or 'package.module:function' but "
-            f"got {name!r}."
-        )
-    device = task["device"]
-    if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
-        raise SpecError(
-            f"[task] device: must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps' but got {device!r}."
+        """Parse a study file's dict; raises :class:`SpecError` naming the first bad field."""
+        sections = _filled_sections(data, source)
+        with _section("study"):
+            study = StudySettings(**sections["study"])
+        sections["study"]["direction"] = study.direction
+        with _section("task"):
+            task = TaskSpec(**sections["task"])
+        with _section("optimizer"):
+            optimizer = OptimizerConfig(**sections["optimizer"])
+        pruning_fields = dict(sections["pruning"])
+        rules_field = pruning_fields.pop("rules")
+        with _section("pruning"):
+            pruning = PruningSettings(**pruning_fields)
+        rules, sections["pruning"]["rules"] = _parse_rules(rules_field)
+        space_fields = sections["space"]
+        with _section("space"):
+            space = _parse_space(space_fields)
+            warmup = integer("warmup_steps", space_fields["warmup_steps"], minimum=0)
+            allocation = choice("allocation", space_fields["allocation"], ALLOCATIONS)
+        canonical = json.loads(json.dumps(sections))
+        return cls(
+            study, task, optimizer, space, warmup, allocation, rules, pruning, canonical, source
         )
 
 
-def _build_space(space: Mapping[str, Any], label: str) -> SchedulerSpace:
-    lr_max = space["lr_max"]
-    if lr_max == RANGE_TEST:
-        # Resolved at run time (and checked again then); check the rest with a stand-in that
-        # starts at the low end of lr_min (PLRSSpace checks lr_min itself).
-        low = space["lr_min"][0] if isinstance(space["lr_min"], tuple) else space["lr_min"]
-        floor = float(low) if isinstance(low, (int, float)) and float(low) > 0 else 1e-3
-        lr_max = (floor, 10 * floor)
-    kwargs: dict[str, Any] = {"lr_max": lr_max}
-    if space["lr_min_ratio"] is not None:
-        kwargs["lr_min_ratio"] = space["lr_min_ratio"]
-    if space["lr_min"] is not None:
-        kwargs["lr_min"] = space["lr_min"]
+@contextmanager
+def _section(section: str) -> Iterator[None]:
+    """Turn an ``ArgumentError`` raised while building ``[section]`` into a ``SpecError``."""
     try:
-        plrs = PLRSSpace(**kwargs)
-        return SchedulerSpace(space["schedulers"], plrs=plrs, lr=space["lr"])
+        yield
+    except ArgumentError as exc:
+        where, _, key = exc.argument.rpartition(".")
+        label = f"[{section}.{where}] {key}" if where else f"[{section}] {key}"
+        raise SpecError(f"{label}: {exc.rule}") from exc
+
+
+def _filled_sections(data: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    """Every section of the layout with its keys checked, defaults filled in, ``None`` unset."""
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{source}: must be a table of sections but got {data!r}.")
+    unknown = sorted(set(data) - set(_LAYOUT))
+    if unknown:
+        raise SpecError(f"[{unknown[0]}]: unknown section; the sections are {sorted(_LAYOUT)}.")
+    sections: dict[str, dict[str, Any]] = {}
+    for section, layout in _LAYOUT.items():
+        raw = data.get(section)
+        if raw is None and section in _REQUIRED:
+            raise SpecError(f"[{section}]: required section is missing.")
+        if raw is not None and not isinstance(raw, Mapping):
+            raise SpecError(f"[{section}]: must be a table but got {raw!r}.")
+        raw = raw or {}
+        with _section(section):
+            known_keys(raw, layout)
+        for key in _REQUIRED.get(section, ()):
+            if raw.get(key) is None:
+                raise SpecError(f"[{section}] {key}: required key is missing.")
+        sections[section] = {
+            key: raw[key] if raw.get(key) is not None else default
+            for key, default in layout.items()
+        }
+    if isinstance(sections["space"]["schedulers"], str):  # a single name is a list of one
+        sections["space"]["schedulers"] = [sections["space"]["schedulers"]]
+    return sections
+
+
+def _parse_rules(value: Any) -> tuple[StabilityRules, Any]:
+    """``true`` (default thresholds), ``false`` (only the non-finite stop) or a table; returns
+    the rules and the canonical form of the value."""
+    if value is True:
+        return StabilityRules(), True
+    if value is False:  # TOML has no null: ``false`` switches off an optional rule
+        return StabilityRules.from_mapping(dict.fromkeys(OPTIONAL_RULES)), False
+    if not isinstance(value, Mapping):
+        raise SpecError(
+            f"[pruning] rules: must be true, false or a table of thresholds but got {value!r}."
+        )
+    table = {k: None if v is False and k in OPTIONAL_RULES else v for k, v in value.items()}
+    try:
+        return StabilityRules.from_mapping(table), table
     except (TypeError, ValueError) as exc:
-        key, _, rule = str(exc).partition(" ")
-        raise SpecError(f"{label} {key}: {rule}") from exc
+        raise SpecError(f"[pruning.rules] {exc}") from exc
+
+
+def _parse_space(fields: Mapping[str, Any]) -> SchedulerSpace | PendingRangeTest:
+    lr_max = fields["lr_max"]
+    if lr_max == RANGE_TEST:
+        return PendingRangeTest(
+            span=fields["range_test_span"],
+            schedulers=fields["schedulers"],
+            lr=fields["lr"],
+            lr_min_ratio=fields["lr_min_ratio"],
+            lr_min=fields["lr_min"],
+        )
+    if isinstance(lr_max, str):
+        raise ArgumentValueError(
+            "lr_max", f"must be a [low, high] list, a number or {RANGE_TEST!r} but got {lr_max!r}."
+        )
+    PendingRangeTest.check_span(fields["range_test_span"])
+    plrs = PLRSSpace(lr_max, fields["lr_min_ratio"], lr_min=fields["lr_min"])
+    return SchedulerSpace(fields["schedulers"], plrs=plrs, lr=fields["lr"])
 
 
 def load_spec(path: str | Path, *, overrides: Mapping[str, Any] | None = None) -> StudySpec:
-    """Read and validate a study file; ``overrides`` maps ``"section.key"`` to a new value."""
+    """Read and parse a study file; ``overrides`` maps ``"section.key"`` to a new value."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text_ = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"study file {str(path)!r} cannot be read: {exc.strerror}.") from exc
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text_)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"study file {str(path)!r} is not valid TOML: {exc}.") from exc
     for dotted, value in (overrides or {}).items():
@@ -463,11 +402,11 @@ def load_spec(path: str | Path, *, overrides: Mapping[str, Any] | None = None) -
     return StudySpec.from_dict(data, source=str(path))
 
 
-def parse_override(text: str) -> tuple[str, Any]:
+def parse_override(text_: str) -> tuple[str, Any]:
     """Parse ``SECTION.KEY=VALUE`` (VALUE in TOML syntax; a bare word is a string)."""
-    key, sep, raw = text.partition("=")
+    key, sep, raw = text_.partition("=")
     if not sep or not key.strip():
-        raise SpecError(f"--set: must be SECTION.KEY=VALUE but got {text!r}.")
+        raise SpecError(f"--set: must be SECTION.KEY=VALUE but got {text_!r}.")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:

@@ -5,164 +5,18 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from prl_tune.training import TaskData, build_optimizer, select_device
+from prl_tune.lr_finder._result import RangeTestResult
+from prl_tune.lr_finder._rules import suggest
+from prl_tune.schedulers import set_lr
+from prl_tune.training import OptimizerConfig, TaskData, build_optimizer, select_device
 
 STEP_MODES: tuple[str, ...] = ("exp", "linear")
-
-# The suggestion rules (measured on ``digits``; the numbers are in ``RangeTestResult``'s
-# docstring): lr_max = min-loss LR / _LR_MAX_DIVISOR, lr_min = _LR_MIN_RATIO * lr_max.
-_LR_MAX_DIVISOR = 4.0
-_LR_MIN_RATIO = 0.7
-# pytorch-lr-finder and Lightning skip the first and last points of the curve for the
-# steepest-descent suggestion (noisy start, exploding end).
-_STEEPEST_SKIP_START = 10
-_STEEPEST_SKIP_END = 5
-
-
-@dataclass
-class RangeTestResult:
-    """The loss curve of an LR range test and the learning rates read off it.
-
-    Example:
-        >>> from prl_tune.training import load_task
-        >>> result = range_test_task(load_task("digits", model="mlp"), num_iter=50)
-        >>> result.suggested_lr_min < result.suggested_lr_max
-        True
-
-    The suggestions are read off the smoothed loss, up to its last finite value:
-
-    * ``suggested_lr_max = max(min_loss_lr / 4, lrs[0])``: a quarter of the LR at which the
-      smoothed loss is lowest, i.e. where it turns up. The divisor is a safety margin, because
-      8 epochs at an LR blow up well before a 100-step sweep does and because ``min_loss_lr``
-      of a single sweep is noisy (a factor of 10 between seeds on ``digits``). If the loss is
-      still falling at ``end_lr`` the sweep missed the turn-up: raise ``end_lr``; if it is
-      lowest at the first step the sweep started too high: lower ``start_lr``.
-    * ``suggested_lr_min = 0.7 * suggested_lr_max``.
-
-    Measured on ``digits`` (CNN, plain SGD, :func:`range_test_task` defaults, 40 seeds at each
-    batch size; every suggestion then trained for 8 epochs with PLRS, counting runs that reach
-    0.95 validation accuracy and runs that collapse below 0.5 or diverge):
-
-    ==========================  ====================  ====================
-    ``lr_max`` rule             batch 64: >=0.95/bad  batch 16: >=0.95/bad
-    ==========================  ====================  ====================
-    ``min_loss_lr``             23/40, 12            21/40, 12
-    ``min_loss_lr / 2``         38/40, 0             36/40, 1
-    ``min_loss_lr / 3``         37/40, 0             39/40, 1
-    ``min_loss_lr / 4`` (used)  37/40, 0             40/40, 0
-    ``diverged_lr / 16``        39/40, 0             37/40, 1
-    ==========================  ====================  ====================
-
-    The blow-up LR of real training, from a grid of 8-epoch PLRS runs with ``lr_min = 0.7 x``
-    (5 seeds): every run reaches 0.95 for ``x`` in [0.1, 0.3] (batch 64) and [0.03, 0.3]
-    (batch 16); the first run collapses to chance at ``x = 0.6`` (batch 64) and ``0.5``
-    (batch 16). The suggested ``lr_max`` has a median of 0.13 (batch 64) and 0.10 (batch 16),
-    4-5 times below that blow-up LR (range 0.03-0.31), while ``min_loss_lr`` itself (medians
-    0.53 and 0.40) sits right at it; ``diverged_lr`` (1.2-5.0) is far beyond it, since the
-    network first collapses to a constant output whose loss is less than ``diverge_th`` times
-    the best. The runs below 0.95 with the chosen rule had too low an LR (accuracy 0.917 at
-    worst), none collapsed.
-
-    ``lr_min``: with that ``lr_max``, the ratio barely matters after 8 epochs (mean accuracy
-    0.969-0.973 at batch 64, 0.981-0.983 at batch 16 for ``lr_min / lr_max`` in 0.1, 0.3, 0.5,
-    0.7, 1.0 or ``lr_min = min(steepest_lr, lr_max)``); after 4 epochs 0.7 gave the best mean
-    at batch 64 (0.956 against 0.934-0.952) and within 0.003 of the best at batch 16, so the
-    band is kept narrow and close to ``lr_max``.
-
-    Args:
-        lrs: The learning rate of each step, in the order applied.
-        losses: The smoothed training loss after each step: an exponential moving average
-            with the newest loss weighted ``smooth_f``, bias-corrected (the first value is the
-            first raw loss), as in fastai and Lightning.
-        raw_losses: The training loss of each step's batch, before smoothing.
-        diverged_lr: The LR of the step at which the run stopped because the smoothed loss
-            exceeded ``diverge_th`` times its best value or was not finite (that step is the
-            last one recorded); ``None`` if the sweep reached ``end_lr``.
-        suggested_lr_max: The suggested ``lr_max`` for PLRS (rule above).
-        suggested_lr_min: The suggested ``lr_min`` for PLRS (rule above).
-        steepest_lr: The LR of the steepest descent of the smoothed loss per step, the
-            suggestion of pytorch-lr-finder and Lightning (for reference).
-        min_loss_lr: The LR at the minimum of the smoothed loss.
-    """
-
-    lrs: list[float]
-    losses: list[float]
-    raw_losses: list[float]
-    diverged_lr: float | None
-    suggested_lr_max: float
-    suggested_lr_min: float
-    steepest_lr: float
-    min_loss_lr: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """The result as a JSON-able dict: non-finite losses become ``None`` (JSON has no NaN)."""
-        data = asdict(self)
-        for key in ("losses", "raw_losses"):
-            data[key] = [v if math.isfinite(v) else None for v in data[key]]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RangeTestResult:
-        """Rebuild a result from :meth:`to_dict`'s output (``None`` losses come back as NaN).
-
-        Raises:
-            ValueError: A key is missing or unknown, or the lists are empty or differ in
-                length.
-        """
-        names = [f.name for f in fields(cls)]
-        missing = sorted(set(names) - set(data))
-        unknown = sorted(set(data) - set(names))
-        if missing or unknown:
-            raise ValueError(
-                f"data must have exactly the keys {names} but misses {missing} and has the "
-                f"unknown keys {unknown}."
-            )
-        lengths = {len(data[key]) for key in ("lrs", "losses", "raw_losses")}
-        if len(lengths) != 1 or 0 in lengths:
-            raise ValueError(
-                "data['lrs'], data['losses'] and data['raw_losses'] must have one entry per "
-                f"step (at least one) but have the lengths {sorted(lengths)}."
-            )
-
-        def floats(values: Iterable[float | None]) -> list[float]:
-            return [math.nan if v is None else float(v) for v in values]
-
-        diverged = data["diverged_lr"]
-        return cls(
-            lrs=[float(v) for v in data["lrs"]],
-            losses=floats(data["losses"]),
-            raw_losses=floats(data["raw_losses"]),
-            diverged_lr=None if diverged is None else float(diverged),
-            suggested_lr_max=float(data["suggested_lr_max"]),
-            suggested_lr_min=float(data["suggested_lr_min"]),
-            steepest_lr=float(data["steepest_lr"]),
-            min_loss_lr=float(data["min_loss_lr"]),
-        )
-
-    def plot(self, path: str | Path) -> Path:
-        """Save the loss-versus-LR curve as a PNG and return its path.
-
-        The smoothed loss is drawn over a log LR axis with the raw losses faint behind it,
-        with markers at the suggested ``lr_min`` and ``lr_max`` and at the divergence point.
-        Needs matplotlib (the ``plot`` extra); uses its non-interactive ``Agg`` backend.
-
-        Args:
-            path: Where to write the PNG; parent folders must exist.
-
-        Raises:
-            ImportError: matplotlib is not installed.
-        """
-        from prl_tune.lr_finder._plot import plot_range_test
-
-        return plot_range_test(self, path)
 
 
 def _check_arguments(
@@ -207,16 +61,6 @@ def _sweep(start_lr: float, end_lr: float, num_iter: int, step_mode: str) -> lis
         lrs = [start_lr + (end_lr - start_lr) * i / last for i in range(num_iter)]
     lrs[-1] = end_lr  # exact, whatever the rounding
     return lrs
-
-
-def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Write ``lr`` into every param group; tensor LRs are filled in place."""
-    for group in optimizer.param_groups:
-        current = group["lr"]
-        if isinstance(current, Tensor):
-            current.fill_(lr)
-        else:
-            group["lr"] = lr
 
 
 def _batches(loader: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tensor, Tensor]]:
@@ -312,54 +156,6 @@ def _single_device(model: torch.nn.Module) -> torch.device | None:
             f"{sorted(str(d) for d in devices)}."
         )
     return next(iter(devices), None)
-
-
-def _finite_prefix(losses: list[float]) -> int:
-    """The number of leading finite values."""
-    for index, value in enumerate(losses):
-        if not math.isfinite(value):
-            return index
-    return len(losses)
-
-
-def _steepest_index(losses: list[float]) -> int:
-    """Index of the most negative per-step slope (central differences), as pytorch-lr-finder.
-
-    The first ``_STEEPEST_SKIP_START`` and last ``_STEEPEST_SKIP_END`` points are skipped when
-    at least three points remain; otherwise the whole curve is used.
-    """
-    count = len(losses)
-    if count < 2:
-        return 0
-    low, high = _STEEPEST_SKIP_START, count - _STEEPEST_SKIP_END
-    if high - low < 3:
-        low, high = 0, count
-    part = losses[low:high]
-    last = len(part) - 1
-    slopes = []
-    for i in range(len(part)):
-        if i == 0:
-            slopes.append(part[1] - part[0])
-        elif i == last:
-            slopes.append(part[last] - part[last - 1])
-        else:
-            slopes.append((part[i + 1] - part[i - 1]) / 2.0)
-    return low + min(range(len(slopes)), key=slopes.__getitem__)
-
-
-def _suggest(lrs: list[float], losses: list[float]) -> tuple[float, float, float, float]:
-    """``(suggested_lr_max, suggested_lr_min, steepest_lr, min_loss_lr)`` for a loss curve.
-
-    See :class:`RangeTestResult` for the rules. Only the leading finite part of ``losses``
-    is used; it must hold at least one value.
-    """
-    count = max(_finite_prefix(losses), 1)
-    lrs, losses = lrs[:count], losses[:count]
-    min_index = min(range(count), key=losses.__getitem__)
-    min_loss_lr = lrs[min_index]
-    steepest_lr = lrs[_steepest_index(losses)]
-    lr_max = max(min_loss_lr / _LR_MAX_DIVISOR, lrs[0])
-    return lr_max, _LR_MIN_RATIO * lr_max, steepest_lr, min_loss_lr
 
 
 def range_test(
@@ -469,7 +265,7 @@ def _run(
     best = math.inf
     batches = _batches(train_loader)
     for step, lr in enumerate(sweep):
-        _set_lr(optimizer, lr)
+        set_lr(optimizer, lr)
         inputs, targets = next(batches)
         inputs = inputs.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
@@ -490,7 +286,7 @@ def _run(
             diverged_lr = lr
             break
         best = min(best, smoothed)
-    lr_max, lr_min, steepest_lr, min_loss_lr = _suggest(lrs, losses)
+    lr_max, lr_min, steepest_lr, min_loss_lr = suggest(lrs, losses)
     return RangeTestResult(
         lrs=lrs,
         losses=losses,
@@ -506,7 +302,7 @@ def _run(
 def range_test_task(
     task: TaskData,
     *,
-    optimizer: str = "sgd",
+    optimizer: str | OptimizerConfig = "sgd",
     optimizer_params: Mapping[str, Any] | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
@@ -524,12 +320,13 @@ def range_test_task(
     ``seed`` inside :func:`torch.random.fork_rng`, so the caller's RNG state is untouched and
     the same task and seed give the same result on the same CPU and thread count. The curve is
     chaotic, though: another seed, or float rounding that differs (another
-    ``torch.get_num_threads()``), can move ``min_loss_lr`` by a factor of several; on
-    ``digits`` the suggested ``lr_max`` spanned 0.03-0.31 over 40 seeds.
+    ``torch.get_num_threads()``), can move ``min_loss_lr`` by a factor of several (the spread
+    over seeds is in ``benchmarks/README.md``).
 
     Args:
         task: The model, data and loss; ``task.loss_fn`` is used unless ``kwargs`` has one.
-        optimizer: ``"sgd"`` (default) or ``"adamw"``.
+        optimizer: ``"sgd"`` (default), ``"adamw"``, or an
+            :class:`~prl_tune.training.OptimizerConfig` (then no ``optimizer_params``).
         optimizer_params: Options of :func:`~prl_tune.training.build_optimizer` except ``lr``
             (default none: plain SGD).
         seed: Seeds the global torch RNG inside the run (default 0).

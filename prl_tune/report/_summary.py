@@ -11,6 +11,8 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from prl_tune.store import SPEC_ATTR, stability_boundary, trial_attrs
+
 if TYPE_CHECKING:
     from prl_tune.lr_finder import RangeTestResult
 
@@ -124,13 +126,16 @@ def format_summary(study: optuna.Study, *, top: int = 5) -> str:
     """The study as text: trials by state, the best trial's schedule, the top trials."""
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name for t in trials)
-    metric = (study.user_attrs.get("prl_tune.spec") or {}).get("study", {}).get("metric", "value")
+    metric = (study.user_attrs.get(SPEC_ATTR) or {}).get("study", {}).get("metric", "value")
     lines = [f"study {study.study_name!r}: {len(trials)} trials"]
     lines.append(
         "  by state: " + ", ".join(f"{name} {count}" for name, count in sorted(states.items()))
     )
+    merged = trial_attrs(study)
     pruned_by = Counter(
-        str(t.user_attrs.get("pruned_by", "base")) for t in trials if t.state == TrialState.PRUNED
+        str(merged[t.number].get("pruned_by", "base"))
+        for t in trials
+        if t.state == TrialState.PRUNED
     )
     if pruned_by:
         lines.append(
@@ -168,8 +173,6 @@ def format_summary(study: optuna.Study, *, top: int = 5) -> str:
 
 
 def _boundary_lines(study: optuna.Study) -> list[str]:
-    from prl_tune.pruners import stability_boundary
-
     lines = []
     for context, (stable, unstable) in sorted(stability_boundary(study).items(), key=str):
         if unstable is None:

@@ -9,14 +9,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    """Return ``value`` as an int >= ``minimum`` or raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int but got {type(value).__name__} {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum} but got {value}.")
-    return int(value)
+from prl_tune._checks import integer
 
 
 class KneeLR(LRScheduler):
@@ -74,8 +67,8 @@ class KneeLR(LRScheduler):
             raise TypeError(
                 f"optimizer must be a torch.optim.Optimizer but got {type(optimizer).__name__}."
             )
-        total = _check_int("total_steps", total_steps, 1)
-        explore = _check_int("explore_steps", explore_steps, 0)
+        total = integer("total_steps", total_steps, minimum=1)
+        explore = integer("explore_steps", explore_steps, minimum=0)
         if explore > total:
             raise ValueError(
                 f"explore_steps must be <= total_steps ({total}) but got {explore_steps}."

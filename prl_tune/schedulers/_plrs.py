@@ -13,6 +13,9 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from prl_tune._checks import integer
+from prl_tune.schedulers._lr import set_group_lr
+
 _STATE_VERSION = 1
 _BLOCK_SIZE = 1024
 _MAX_SEED = 2**64 - 1
@@ -70,13 +73,7 @@ def _check_seed(seed: object) -> int:
 
 def _check_warmup(warmup_steps: object) -> int:
     """Return ``warmup_steps`` as an int >= 0."""
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, numbers.Integral):
-        raise TypeError(
-            f"warmup_steps must be an int but got {type(warmup_steps).__name__} {warmup_steps!r}."
-        )
-    if warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be >= 0 but got {warmup_steps}.")
-    return int(warmup_steps)
+    return int(integer("warmup_steps", warmup_steps, minimum=0))
 
 
 class PLRS(LRScheduler):
@@ -251,13 +248,7 @@ class PLRS(LRScheduler):
         self.last_epoch += 1
         lrs = self._next_lrs()
         for group, lr in zip(self.optimizer.param_groups, lrs):  # noqa: B905 (same length)
-            current = group["lr"]
-            if type(current) is float:
-                group["lr"] = lr
-            elif isinstance(current, torch.Tensor):
-                current.fill_(lr)
-            else:
-                group["lr"] = lr
+            set_group_lr(group, lr)
         self._last_lr = lrs
 
     def get_last_lr(self) -> list[float]:  # type: ignore[override]

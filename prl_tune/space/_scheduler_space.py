@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prl_tune._validation import check_range
+from prl_tune._checks import ArgumentTypeError, names, number_range
+from prl_tune.schedulers import SCHEDULER_NAMES, SCHEDULERS
 from prl_tune.space._plrs_space import PLRSSpace, _ray_float, record_bounds
 
 if TYPE_CHECKING:
     import optuna
 
-#: Every scheduler prl_tune can build; ``plrs`` is searched by ``PLRSSpace``, every other one by
-#: its peak learning rate ``lr``. Kept equal to ``prl_tune.schedulers.SCHEDULER_NAMES`` (tested).
-ALL_SCHEDULERS = ("plrs", "cosine", "onecycle", "knee", "multistep", "constant")
+#: Every scheduler prl_tune can build (the scheduler registry's names); ``plrs`` is searched by
+#: ``PLRSSpace``, every other one by its peak learning rate ``lr``.
+ALL_SCHEDULERS = SCHEDULER_NAMES
 
 
 class SchedulerSpace:
@@ -49,25 +50,23 @@ class SchedulerSpace:
         plrs: PLRSSpace | None = None,
         lr: tuple[float, float] | float = (1e-3, 1.0),
     ) -> None:
-        if isinstance(schedulers, str) or not isinstance(schedulers, Sequence):
-            raise TypeError(f"schedulers must be a list of names but got {schedulers!r}.")
-        names = tuple(schedulers)
-        if not names:
-            raise ValueError("schedulers must name at least one scheduler but got [].")
-        for name in names:
-            if name not in ALL_SCHEDULERS:
-                raise ValueError(
-                    f"schedulers must be taken from {list(ALL_SCHEDULERS)} but got {name!r}."
-                )
-        if len(set(names)) != len(names):
-            raise ValueError(f"schedulers must not repeat a name but got {list(names)}.")
-        self.schedulers = names
-        self.lr = check_range("lr", lr, low=0.0)
+        self.schedulers, self.lr = self.check_choices(schedulers, lr)
         base = plrs if plrs is not None else PLRSSpace()
         if not isinstance(base, PLRSSpace):
-            raise TypeError(f"plrs must be a PLRSSpace but got {base!r}.")
-        prefix = "plrs_" if len(names) > 1 else ""
+            raise ArgumentTypeError("plrs", f"must be a PLRSSpace but got {base!r}.")
+        prefix = "plrs_" if len(self.schedulers) > 1 else ""
         self.plrs = PLRSSpace(base.lr_max, base.lr_min_ratio, lr_min=base.lr_min, prefix=prefix)
+
+    @staticmethod
+    def check_choices(
+        schedulers: Sequence[str], lr: tuple[float, float] | float
+    ) -> tuple[tuple[str, ...], tuple[float, float]]:
+        """The checked scheduler names and the baselines' ``lr`` range."""
+        if isinstance(schedulers, str) or not isinstance(schedulers, Sequence):
+            raise ArgumentTypeError(
+                "schedulers", f"must be a list of names but got {schedulers!r}."
+            )
+        return names("schedulers", schedulers, SCHEDULER_NAMES), number_range("lr", lr, low=0.0)
 
     def lr_param(self, scheduler: str) -> str:
         """The parameter name of a baseline scheduler's LR (``"<name>_lr"``, or ``"lr"``)."""
@@ -80,7 +79,7 @@ class SchedulerSpace:
         else:
             name = self.schedulers[0]
         trial.set_user_attr("scheduler", name)
-        if name == "plrs":
+        if SCHEDULERS[name].searches_bounds:
             params: dict[str, Any] = self.plrs.suggest(trial)
         else:
             lr_name = self.lr_param(name)
@@ -97,7 +96,7 @@ class SchedulerSpace:
         if len(self.schedulers) > 1:
             space["scheduler"] = tune.choice(list(self.schedulers))
         for name in self.schedulers:
-            if name == "plrs":
+            if SCHEDULERS[name].searches_bounds:
                 space.update(self.plrs.ray_param_space())
             else:
                 space[self.lr_param(name)] = _ray_float(tune, self.lr, log=True)
@@ -108,7 +107,7 @@ class SchedulerSpace:
         name = str(config["scheduler"]) if len(self.schedulers) > 1 else self.schedulers[0]
         if name not in self.schedulers:
             raise ValueError(f"scheduler must be one of {list(self.schedulers)} but got {name!r}.")
-        if name == "plrs":
+        if SCHEDULERS[name].searches_bounds:
             return {"scheduler": name, **self.plrs.decode(config)}
         return {"scheduler": name, "lr": float(config[self.lr_param(name)])}
 

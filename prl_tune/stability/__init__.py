@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 from prl_tune.stability._memory import (
+    LR_PARAM_SUFFIXES,
     MEMORY_MODES,
     RangeRecord,
     UnstableRangeMemory,
     lr_bounds,
+    range_context,
 )
-from prl_tune.stability._rules import VERDICT_KINDS, StabilityMonitor, StabilityRules, Verdict
+from prl_tune.stability._rules import (
+    OPTIONAL_RULES,
+    VERDICT_KINDS,
+    StabilityMonitor,
+    StabilityRules,
+    Verdict,
+)
+from prl_tune.stability._stop import StopRecord
 
 __all__ = [
+    "LR_PARAM_SUFFIXES",
     "MEMORY_MODES",
+    "OPTIONAL_RULES",
     "VERDICT_KINDS",
     "RangeRecord",
     "StabilityMonitor",
     "StabilityRules",
+    "StopRecord",
     "UnstableRangeMemory",
     "Verdict",
     "lr_bounds",
+    "range_context",
 ]

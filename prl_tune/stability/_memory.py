@@ -3,11 +3,47 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from prl_tune._checks import choice
+
 MEMORY_MODES = ("dominance", "lr_max", "off")
+
+#: Parameter names that encode an LR range (with any prefix, e.g. ``plrs_lr_max``, ``cosine_lr``):
+#: they are compared by the memory, so they are no part of a trial's context.
+LR_PARAM_SUFFIXES = ("lr_max", "lr_min_ratio", "lr_min_frac", "lr_min", "lr")
+
+
+def _freeze(value: Any) -> Hashable:
+    """A hashable, order-independent stand-in for a parameter value (nested dicts, lists)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def range_context(
+    scheduler: str, params: Mapping[str, Any], *, lr_params: Collection[str] = ()
+) -> Hashable:
+    """What must be equal for two trials' LR ranges to be compared: the one definition.
+
+    The context is the scheduler's name and every other searched value: ``params`` without the
+    ``scheduler`` choice and without the LR parameters (``lr_params``, and any name ending in
+    one of :data:`LR_PARAM_SUFFIXES`), as a sorted tuple of ``(name, value)`` pairs.
+    """
+    items: list[tuple[str, Hashable]] = [("scheduler", scheduler)]
+    for name, value in sorted(params.items()):
+        if name == "scheduler" or name in lr_params or name.endswith(LR_PARAM_SUFFIXES):
+            continue
+        items.append((str(name), _freeze(value)))
+    return tuple(items)
 
 
 def lr_bounds(params: Mapping[str, Any]) -> tuple[float, float] | None:
@@ -69,9 +105,7 @@ class UnstableRangeMemory:
     """
 
     def __init__(self, mode: str = "dominance", records: Iterable[RangeRecord] = ()) -> None:
-        if mode not in MEMORY_MODES:
-            raise ValueError(f"mode must be one of {list(MEMORY_MODES)} but got {mode!r}.")
-        self.mode = mode
+        self.mode = choice("mode", mode, MEMORY_MODES)
         self.records: list[RangeRecord] = list(records)
 
     def add(self, record: RangeRecord) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from prl_tune._checks import ArgumentTypeError, flag, integer, known_keys, real
 
 VERDICT_KINDS: tuple[str, ...] = ("non-finite", "exploded", "collapsed", "rising")
 """The values :attr:`Verdict.kind` can take, in the order the rules are checked each step."""
@@ -17,38 +18,6 @@ _STATE_VERSION = 2
 # A spike is forgiven once the running loss falls below this share of the chance level: the run
 # has learned since, so a later stretch at chance level is not a consequence of that spike.
 _RECOVERED = 0.5
-
-
-def _type_error(name: str, expected: str, value: object) -> TypeError:
-    return TypeError(f"{name} must be {expected} but got {type(value).__name__} {value!r}.")
-
-
-def _check_int(name: str, value: object, *, optional: bool) -> None:
-    rule = ">= 1 or None" if optional else ">= 1"
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise _type_error(name, f"an int {rule}", value)
-    if value < 1:
-        raise ValueError(f"{name} must be {rule} but got {value}.")
-
-
-def _check_real(
-    name: str, value: object, *, low: float, high: float, high_open: bool, optional: bool
-) -> None:
-    """A finite number in ``(low, high]`` (``(low, high)`` with ``high_open``), or ``None``."""
-    if value is None and optional:
-        return
-    closing = ")" if high_open else "]"
-    rule = f"in ({low:g}, {high:g}{closing}" if math.isfinite(high) else f"> {low:g}"
-    expected = f"a finite number {rule}" + (" or None" if optional else "")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _type_error(name, expected, value)
-    number = float(value)
-    inside = math.isfinite(number) and number > low
-    inside = inside and (number < high if high_open else number <= high)
-    if not inside:
-        raise ValueError(f"{name} must be {expected} but got {value}.")
 
 
 @dataclass(frozen=True)
@@ -78,19 +47,8 @@ class StabilityRules:
     4. rise (off by default): the running loss stays above ``rise_factor`` x its best value
        from before the window for ``rise_window`` consecutive steps.
 
-    The defaults were chosen on 144 recorded loss traces of the ``digits`` CNN and MLP (SGD,
-    PLRS with ``lr_min = 0.7 lr_max``, ``lr_max`` from 0.001 to 7, batch 64 and 16, three
-    seeds; ``benchmarks/record_loss_traces.py``, ``tests/stability_tests/traces.json``). The
-    running loss of runs that ended at ``>= 0.9`` accuracy peaked at 2.6 x the reference
-    (explosion at 10 x); after a spike their faster running loss stayed at most 5 consecutive
-    steps in the chance band (collapse after 16); slow small-LR runs never rose above 1.1 x
-    the reference (spike at 2 x). Every run that ended at chance accuracy after a spike is
-    stopped: explosions at steps 2-10, collapses at steps 38-84 (within 80 steps of the
-    spike), none that ended at ``>= 0.9`` and no slow run is. Half the thresholds (explosion
-    at 5 x, collapse after 8 steps) still spare every good and slow run, and twice the
-    thresholds still stop every collapse. Judging the band on the slow running loss instead
-    (the first version of these rules) needs 32 steps and catches collapses at steps 71-186:
-    after a spike to ~4 x chance it takes ~35 steps to come back down.
+    The defaults were chosen on recorded loss traces (``tests/stability_tests/traces.json``);
+    the figures behind them are in ``benchmarks/README.md``.
 
     Args:
         check_every: Steps between two checks in the training loop (default 8); the loop brings
@@ -112,9 +70,7 @@ class StabilityRules:
             which on batch 16 leaves the band for single noisy batches of a collapsed model).
         rise_window: Steps the running loss must stay risen, ``>= 1``; ``None`` disables the
             rule (default). Off by default: near the end of a good run the loss is small and
-            noisy, so a ratio to its best value can be large without any instability (on the
-            recorded traces ``rise_window=64`` stops one of 56 good runs with ``rise_factor=3``
-            and none with 5).
+            noisy, so a ratio to its best value can be large without any instability.
         rise_factor: How far above its best the running loss must stay, ``> 1`` (default 5.0).
         smoothing: Weight of the newest step in the running loss, in ``(0, 1]`` (default 0.1;
             1 means no smoothing).
@@ -136,38 +92,23 @@ class StabilityRules:
     smoothing: float = 0.1
 
     def __post_init__(self) -> None:
-        _check_int("check_every", self.check_every, optional=False)
-        if not isinstance(self.nonfinite, bool):
-            raise _type_error("nonfinite", "a bool", self.nonfinite)
-        inf = math.inf
-        _check_real(
-            "explode_factor", self.explode_factor, low=1, high=inf, high_open=True, optional=True
-        )
-        _check_real(
-            "spike_factor", self.spike_factor, low=1, high=inf, high_open=True, optional=False
-        )
-        _check_int("collapse_window", self.collapse_window, optional=True)
-        _check_real(
+        integer("check_every", self.check_every, minimum=1)
+        flag("nonfinite", self.nonfinite)
+        real("explode_factor", self.explode_factor, low=1, low_open=True, optional=True)
+        real("spike_factor", self.spike_factor, low=1, low_open=True)
+        integer("collapse_window", self.collapse_window, minimum=1, optional=True)
+        real(
             "collapse_tolerance",
             self.collapse_tolerance,
             low=0,
             high=1,
+            low_open=True,
             high_open=True,
-            optional=False,
         )
-        _check_real(
-            "collapse_smoothing",
-            self.collapse_smoothing,
-            low=0,
-            high=1,
-            high_open=False,
-            optional=False,
-        )
-        _check_int("rise_window", self.rise_window, optional=True)
-        _check_real(
-            "rise_factor", self.rise_factor, low=1, high=inf, high_open=True, optional=False
-        )
-        _check_real("smoothing", self.smoothing, low=0, high=1, high_open=False, optional=False)
+        real("collapse_smoothing", self.collapse_smoothing, low=0, high=1, low_open=True)
+        integer("rise_window", self.rise_window, minimum=1, optional=True)
+        real("rise_factor", self.rise_factor, low=1, low_open=True)
+        real("smoothing", self.smoothing, low=0, high=1, low_open=True)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> StabilityRules:
@@ -178,18 +119,23 @@ class StabilityRules:
             ValueError: An unknown key, or a value out of range.
         """
         if not isinstance(data, Mapping):
-            raise TypeError(f"stability rules must be a mapping but got {type(data).__name__}.")
-        known = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in known:
-                raise ValueError(
-                    f"stability rules got an unknown key {key!r}; the known keys are {known}."
-                )
+            raise ArgumentTypeError(
+                "stability rules", f"must be a mapping but got {type(data).__name__}."
+            )
+        known_keys(data, [f.name for f in dataclasses.fields(cls)])
         return cls(**dict(data))
 
     def to_dict(self) -> dict[str, Any]:
         """The rules as a plain ``{field: value}`` dict (JSON-able; ``None`` = rule off)."""
         return dataclasses.asdict(self)
+
+
+OPTIONAL_RULES: tuple[str, ...] = tuple(
+    f.name
+    for f in dataclasses.fields(StabilityRules)
+    if f.type == "int | None" or f.type == "float | None"
+)
+"""The thresholds that ``None`` switches off (a study file writes ``false``)."""
 
 
 @dataclass(frozen=True)
@@ -235,8 +181,10 @@ class StabilityMonitor:
 
     def __init__(self, rules: StabilityRules, *, chance_loss: float | None = None) -> None:
         if not isinstance(rules, StabilityRules):
-            raise _type_error("rules", "a StabilityRules", rules)
-        _check_real("chance_loss", chance_loss, low=0, high=math.inf, high_open=True, optional=True)
+            raise ArgumentTypeError(
+                "rules", f"must be a StabilityRules but got {type(rules).__name__} {rules!r}."
+            )
+        real("chance_loss", chance_loss, low=0, low_open=True, optional=True)
         self.rules = rules
         self.chance_loss = None if chance_loss is None else float(chance_loss)
         self._last_step = 0
@@ -273,8 +221,7 @@ class StabilityMonitor:
         """
         if self._verdict is not None:
             return self._verdict
-        if isinstance(first_step, bool) or not isinstance(first_step, numbers.Integral):
-            raise _type_error("first_step", "an int >= 1", first_step)
+        integer("first_step", first_step, minimum=1)
         if first_step <= self._last_step or first_step < 1:
             raise ValueError(
                 f"first_step must be > the last step observed ({self._last_step}) and >= 1 but "

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from prl_tune.training._device import select_device
+from prl_tune.training._device import check_device_name, select_device
+from prl_tune.training._digits import DigitsOptions
 from prl_tune.training._loop import EpochMetrics, TrainResult, train
-from prl_tune.training._optim import OPTIMIZER_NAMES, build_optimizer
-from prl_tune.training._task import TASK_NAMES, TaskData, load_task
+from prl_tune.training._optim import OPTIMIZER_NAMES, OPTIMIZERS, OptimizerConfig, build_optimizer
+from prl_tune.training._task import (
+    BUILTIN_TASKS,
+    TASK_NAMES,
+    load_task,
+    resolve_task,
+    task_options,
+)
+from prl_tune.training._taskdata import TaskData
 
 __all__ = [
+    "BUILTIN_TASKS",
+    "OPTIMIZERS",
     "OPTIMIZER_NAMES",
     "TASK_NAMES",
+    "DigitsOptions",
     "EpochMetrics",
+    "OptimizerConfig",
     "TaskData",
     "TrainResult",
     "build_optimizer",
+    "check_device_name",
     "load_task",
+    "resolve_task",
     "select_device",
+    "task_options",
     "train",
 ]

@@ -4,7 +4,35 @@ from __future__ import annotations
 
 import torch
 
+from prl_tune._checks import ArgumentTypeError, ArgumentValueError
+
 _DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device_name(spec: str | torch.device) -> torch.device | None:
+    """The ``torch.device`` that ``spec`` names (``None`` for ``"auto"``), without checking that
+    this machine has it.
+
+    Raises:
+        TypeError: ``spec`` is neither a str nor a ``torch.device``.
+        ValueError: ``spec`` is not ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:<index>"`` or
+            ``"mps"``.
+    """
+    if isinstance(spec, str) and spec == "auto":
+        return None
+    if not isinstance(spec, (str, torch.device)):
+        raise ArgumentTypeError(
+            "device", f"must be a str or torch.device but got {type(spec).__name__}."
+        )
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in _DEVICE_TYPES:
+        raise ArgumentValueError(
+            "device", f"must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps' but got {spec!r}."
+        )
+    return device
 
 
 def select_device(spec: str | torch.device = "auto") -> torch.device:
@@ -23,18 +51,9 @@ def select_device(spec: str | torch.device = "auto") -> torch.device:
     Raises:
         ValueError: ``spec`` is not a device name, or names a device this machine lacks.
     """
-    if isinstance(spec, str) and spec == "auto":
+    device = check_device_name(spec)
+    if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not isinstance(spec, (str, torch.device)):
-        raise TypeError(f"device must be a str or torch.device but got {type(spec).__name__}.")
-    try:
-        device = torch.device(spec)
-    except (RuntimeError, ValueError):
-        device = None
-    if device is None or device.type not in _DEVICE_TYPES:
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps' but got {spec!r}."
-        )
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(

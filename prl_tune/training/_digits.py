@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from prl_tune.training._task import TaskData
+from prl_tune._checks import choice, integer, real
+from prl_tune.training._taskdata import TaskData
 
 DIGITS_MODELS: tuple[str, ...] = ("cnn", "mlp")
 
@@ -119,6 +121,32 @@ def _build_model(name: str) -> torch.nn.Module:
     return network
 
 
+@dataclass(frozen=True)
+class DigitsOptions:
+    """The options of the ``digits`` task, checked here.
+
+    Args:
+        model: ``"cnn"`` (default: two 3x3 convolutions, max-pooling, two linear layers) or
+            ``"mlp"`` (64-128-10 with ReLU).
+        batch_size: Training samples per batch, ``>= 1`` (default 64); the last partial batch
+            is kept.
+        val_fraction: Share of the samples held out for validation, in ``(0, 1)`` (default
+            0.2); the split is stratified and the same for every seed.
+    """
+
+    model: str = "cnn"
+    batch_size: int = 64
+    val_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        choice("model", self.model, DIGITS_MODELS)
+        integer("batch_size", self.batch_size, minimum=1)
+        value = real(
+            "val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True, high_open=True
+        )
+        object.__setattr__(self, "val_fraction", value)
+
+
 def load_digits_task(
     *,
     seed: int,
@@ -136,23 +164,13 @@ def load_digits_task(
         seed: Seeds the model's initialization and the per-epoch shuffling; the global torch
             RNG is left untouched.
         device: Where the model and all data tensors are placed.
-        model: ``"cnn"`` (default: two 3x3 convolutions, max-pooling, two linear layers) or
-            ``"mlp"`` (64-128-10 with ReLU).
-        batch_size: Training samples per batch, ``>= 1`` (default 64); the last partial batch
-            is kept.
-        val_fraction: Share of the samples held out for validation, in ``(0, 1)`` (default
-            0.2); the split is stratified and the same for every seed.
+        model, batch_size, val_fraction: The :class:`DigitsOptions`.
     """
-    if model not in DIGITS_MODELS:
-        raise ValueError(f"model must be one of {DIGITS_MODELS} but got {model!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1 but got {batch_size!r}.")
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1) but got {val_fraction}.")
-    x_train, y_train, x_val, y_val = _digits_split(float(val_fraction))
+    options = DigitsOptions(model, batch_size, val_fraction)
+    x_train, y_train, x_val, y_val = _digits_split(options.val_fraction)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        network = _build_model(model)
+        network = _build_model(options.model)
     return TaskData(
         model=network.to(device),
         train_loader=_TensorBatches(

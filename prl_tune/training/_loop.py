@@ -13,11 +13,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from prl_tune._checks import ArgumentTypeError, ArgumentValueError, choice
 from prl_tune.schedulers import build_scheduler
 from prl_tune.stability import StabilityMonitor, StabilityRules, Verdict
 from prl_tune.training._device import select_device
-from prl_tune.training._optim import build_optimizer
-from prl_tune.training._task import TaskData
+from prl_tune.training._optim import OPTIMIZER_NAMES, OptimizerConfig
+from prl_tune.training._taskdata import TaskData
 
 _TAIL_LENGTH = 32
 _DIRECTIONS = ("maximize", "minimize")
@@ -181,20 +182,29 @@ def _evaluate(
     return loss_total / count, correct_total / count if classify else math.nan
 
 
-def _check_arguments(
-    epochs: int,
+def _optimizer_config(
+    optimizer: str | OptimizerConfig,
+    optimizer_params: Mapping[str, Any] | None,
     grad_clip: float | None,
-    optimizer_params: Mapping[str, Any],
-) -> None:
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1 but got {epochs!r}.")
-    if grad_clip is not None and not (math.isfinite(grad_clip) and grad_clip > 0):
-        raise ValueError(f"grad_clip must be a finite number > 0 or None but got {grad_clip}.")
-    if "lr" in optimizer_params:
-        raise ValueError(
-            "optimizer_params must not contain 'lr' (the scheduler sets the learning rate) "
-            f"but got lr={optimizer_params['lr']!r}."
+) -> OptimizerConfig:
+    """The run's optimizer settings: ``optimizer`` itself, or built from the name and options."""
+    if isinstance(optimizer, OptimizerConfig):
+        if optimizer_params or grad_clip is not None:
+            raise ArgumentTypeError(
+                "optimizer_params",
+                "and grad_clip must be unset when optimizer is an OptimizerConfig but got "
+                f"{dict(optimizer_params or {})} and {grad_clip}.",
+            )
+        return optimizer
+    options = dict(optimizer_params or {})
+    if "lr" in options:
+        raise ArgumentValueError(
+            "optimizer_params",
+            f"must not contain 'lr' (the scheduler sets the learning rate) but got "
+            f"lr={options['lr']!r}.",
         )
+    choice("optimizer", optimizer, OPTIMIZER_NAMES)
+    return OptimizerConfig(optimizer, grad_clip=grad_clip, **options)
 
 
 def _resolve_rules(stability: StabilityRules | None, check_every: int | None) -> StabilityRules:
@@ -230,7 +240,7 @@ def train(
     epochs: int,
     scheduler: str = "plrs",
     scheduler_params: Mapping[str, Any],
-    optimizer: str = "sgd",
+    optimizer: str | OptimizerConfig = "sgd",
     optimizer_params: Mapping[str, Any] | None = None,
     grad_clip: float | None = None,
     device: torch.device | str = "auto",
@@ -268,9 +278,11 @@ def train(
         scheduler: A name from ``prl_tune.schedulers.SCHEDULER_NAMES`` (default ``"plrs"``).
         scheduler_params: The scheduler's parameters, e.g. ``{"lr_min": 0.05, "lr_max": 0.1}``
             for PLRS. For PLRS without a ``seed`` entry, ``seed`` below is used.
-        optimizer: ``"sgd"`` (default) or ``"adamw"``.
-        optimizer_params: Options of :func:`~prl_tune.training.build_optimizer` except ``lr``
-            (default none).
+        optimizer: ``"sgd"`` (default) or ``"adamw"``, or a whole
+            :class:`~prl_tune.training.OptimizerConfig` (then no ``optimizer_params`` or
+            ``grad_clip``).
+        optimizer_params: Fields of :class:`~prl_tune.training.OptimizerConfig` (default none);
+            not ``lr``, which the scheduler sets.
         grad_clip: Clip the global gradient norm to this value, ``> 0``; ``None`` (default)
             does not clip.
         device: Where to train; anything :func:`~prl_tune.training.select_device` accepts
@@ -298,8 +310,9 @@ def train(
         TypeError: ``task.train_loader`` has no ``len()``, or ``stability`` is not a
             :class:`~prl_tune.stability.StabilityRules`.
     """
-    optimizer_params = dict(optimizer_params or {})
-    _check_arguments(epochs, grad_clip, optimizer_params)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ArgumentValueError("epochs", f"must be an int >= 1 but got {epochs!r}.")
+    config = _optimizer_config(optimizer, optimizer_params, grad_clip)
     rules = _resolve_rules(stability, check_every)
     if not isinstance(task.train_loader, Sized):
         raise TypeError(
@@ -316,7 +329,7 @@ def train(
     fork_devices = [resolved.index or 0] if resolved.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
-        run = _Run(task, resolved, optimizer, optimizer_params, grad_clip, rules, on_check)
+        run = _Run(task, resolved, config, rules, on_check)
         return run.run(epochs, scheduler, scheduler_params, steps_per_epoch, on_epoch)
 
 
@@ -327,9 +340,7 @@ class _Run:
         self,
         task: TaskData,
         device: torch.device,
-        optimizer: str,
-        optimizer_params: Mapping[str, Any],
-        grad_clip: float | None,
+        optimizer: OptimizerConfig,
         rules: StabilityRules,
         on_check: Callable[[int, float], None] | None,
     ) -> None:
@@ -337,8 +348,8 @@ class _Run:
         self.device = device
         self.model = task.model.to(device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(self.params, optimizer, **optimizer_params)
-        self.grad_clip = grad_clip
+        self.optimizer = optimizer.build(self.params)
+        self.grad_clip = optimizer.grad_clip
         self.check_every = rules.check_every
         self.monitor = _Monitor(rules, _chance_loss(task))
         self.on_check = on_check

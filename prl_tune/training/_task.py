@@ -1,62 +1,91 @@
-"""What a task is (model, data, loss) and how one is loaded by name."""
+"""Loading a task by name: a built-in one, or a user's ``"package.module:function"``."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-import inspect
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import torch
-from torch import Tensor
 
+from prl_tune._checks import ArgumentTypeError, ArgumentValueError, known_keys, text
 from prl_tune.training._device import select_device
+from prl_tune.training._digits import DigitsOptions, load_digits_task
+from prl_tune.training._taskdata import TaskData
 
-TASK_NAMES: tuple[str, ...] = ("digits",)
+#: The built-in tasks: the dataclass of each one's options and its loader.
+BUILTIN_TASKS: Mapping[str, tuple[type, Callable[..., TaskData]]] = MappingProxyType(
+    {"digits": (DigitsOptions, load_digits_task)}
+)
+TASK_NAMES: tuple[str, ...] = tuple(BUILTIN_TASKS)
+"""Names of the built-in tasks (a view of :data:`BUILTIN_TASKS`)."""
 
 _USER_TASK = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
-@dataclass
-class TaskData:
-    """A model with its data and loss: everything a training run needs besides its schedule.
+def resolve_task(name: str) -> Callable[..., Any]:
+    """The function that builds task ``name``; a user module is imported, nothing is called.
 
-    Example:
-        >>> task = load_task("digits", seed=0)
-        >>> len(task.train_loader)
-        23
-
-    Args:
-        model: The model to train; :func:`~prl_tune.training.train` moves it to its device and
-            trains it in place.
-        train_loader: Batches ``(inputs, targets)``; iterated once per epoch (so it must be
-            re-iterable, e.g. a ``torch.utils.data.DataLoader``), and ``len()`` must give the
-            number of batches per epoch.
-        val_loader: Batches ``(inputs, targets)`` for the end-of-epoch evaluation.
-        loss_fn: ``loss_fn(outputs, targets)`` returning a scalar mean loss (default
-            ``torch.nn.functional.cross_entropy``).
-        num_classes: The number of classes of a classification task (``None`` otherwise).
+    Raises:
+        ValueError: An unknown built-in, a malformed name, a module that cannot be imported or
+            that lacks the function (the error's ``argument`` is ``"task"``).
+        TypeError: ``name`` is not a string, or names something that is not callable.
     """
+    if not isinstance(name, str):
+        raise ArgumentTypeError("task", f"must be a str but got {type(name).__name__}.")
+    if ":" not in name:
+        if name not in BUILTIN_TASKS:
+            raise ArgumentValueError(
+                "task",
+                f"must be one of the built-in tasks {TASK_NAMES} or 'package.module:function' "
+                f"but got {name!r}.",
+            )
+        return BUILTIN_TASKS[name][1]
+    if not _USER_TASK.match(name):
+        raise ArgumentValueError(
+            "task",
+            "must have the form 'package.module:function' (dotted module path, one colon, a "
+            f"function name) but got {name!r}.",
+        )
+    module_name, function_name = name.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ArgumentValueError(
+            "task", f"module {module_name!r} cannot be imported ({error}); got {name!r}."
+        ) from error
+    function = getattr(module, function_name, None)
+    if function is None:
+        raise ArgumentValueError(
+            "task", f"module {module_name!r} has no function {function_name!r}; got {name!r}."
+        )
+    if not callable(function):
+        raise ArgumentTypeError(
+            "task",
+            f"must name a function but {function_name!r} is a {type(function).__name__}; "
+            f"got {name!r}.",
+        )
+    return function
 
-    model: torch.nn.Module
-    train_loader: Iterable[tuple[Tensor, Tensor]]
-    val_loader: Iterable[tuple[Tensor, Tensor]]
-    loss_fn: Callable[[Tensor, Tensor], Tensor] = torch.nn.functional.cross_entropy
-    num_classes: int | None = None
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.model, torch.nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module but got {type(self.model).__name__}.")
-        if self.num_classes is not None and self.num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2 or None but got {self.num_classes}.")
+def task_options(name: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Check the options of task ``name`` without loading it; returns them unchanged.
 
+    A built-in task's options are checked by its options dataclass (unknown keys and values);
+    a user task receives its options as they are, so only the user's function can check them.
 
-def _builtin_loaders() -> dict[str, Callable[..., TaskData]]:
-    from prl_tune.training._digits import load_digits_task
-
-    return {"digits": load_digits_task}
+    Raises:
+        ValueError, TypeError: A bad option (the error's ``argument`` is the option's key).
+    """
+    text("task", name)
+    if name in BUILTIN_TASKS:
+        options = BUILTIN_TASKS[name][0]
+        known_keys(params, [f.name for f in dataclasses.fields(options)], owner=f"task {name!r}")
+        options(**params)
+    return params
 
 
 def load_task(
@@ -81,7 +110,7 @@ def load_task(
             :func:`~prl_tune.training.select_device` accepts, ``"auto"`` included (default
             ``"cpu"``).
         params: Task options, e.g. ``model``, ``batch_size`` and ``val_fraction`` for
-            ``"digits"``.
+            ``"digits"`` (see :class:`~prl_tune.training.DigitsOptions`).
 
     Raises:
         ValueError: A malformed name, an unknown built-in, an unknown option of a built-in
@@ -89,43 +118,9 @@ def load_task(
         TypeError: The user's function is not callable or returns something else than a
             :class:`TaskData`.
     """
-    if not isinstance(name, str):
-        raise TypeError(f"task must be a str but got {type(name).__name__}.")
-    resolved = select_device(device)
-    if ":" not in name:
-        loaders = _builtin_loaders()
-        if name not in loaders:
-            raise ValueError(
-                f"task must be one of the built-in tasks {TASK_NAMES} or 'package.module:function'"
-                f" but got {name!r}."
-            )
-        loader = loaders[name]
-        allowed = [p for p in inspect.signature(loader).parameters if p not in ("seed", "device")]
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise ValueError(
-                f"task {name!r} accepts the options {allowed} but got unknown option(s) {unknown}."
-            )
-        return loader(seed=seed, device=resolved, **params)
-    if not _USER_TASK.match(name):
-        raise ValueError(
-            "task must have the form 'package.module:function' (dotted module path, one colon, "
-            f"a function name) but got {name!r}."
-        )
-    module_name, function_name = name.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"task {name!r}: cannot import module {module_name!r}: {error}") from error
-    function = getattr(module, function_name, None)
-    if function is None:
-        raise ValueError(f"task {name!r}: module {module_name!r} has no {function_name!r}.")
-    if not callable(function):
-        raise TypeError(
-            f"task {name!r} must name a function but {function_name!r} is a "
-            f"{type(function).__name__}."
-        )
-    task = function(seed=seed, device=resolved, **params)
+    function = resolve_task(name)
+    task_options(name, params)
+    task = function(seed=seed, device=select_device(device), **params)
     if not isinstance(task, TaskData):
         raise TypeError(f"task {name!r} must return a TaskData but returned {task!r:.200}.")
     return task

@@ -7,9 +7,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from prl_tune.backends import RANGE_TEST_ATTR
 from prl_tune.cli import main
 from prl_tune.lr_finder import RangeTestResult
+from prl_tune.store import RANGE_TEST_ATTR
 
 
 def test_range_test_command_prints_plots_and_records(write_study, tmp_path, capsys) -> None:
@@ -25,18 +25,24 @@ def test_range_test_command_prints_plots_and_records(write_study, tmp_path, caps
     assert len(result.lrs) == len(result.losses) >= 10
 
 
-def test_study_with_range_test_bounds_searches_below_the_suggestion(write_study) -> None:
+def test_study_with_range_test_bounds_searches_below_the_suggestion(write_study, capsys) -> None:
     path, storage = write_study(n_trials=3, lr_max='"range-test"')
-    assert main(["tune", str(path), "--quiet"]) == 0
+    assert main(["tune", str(path)]) == 0
+    first = capsys.readouterr().err
     study = optuna.load_study(study_name="t", storage=storage)
-    low, high = study.user_attrs[RANGE_TEST_ATTR]["lr_max"]
-    assert high / low == pytest.approx(3.0)  # the default range_test_span
+    record = study.user_attrs[RANGE_TEST_ATTR]
+    low, high = record["lr_max"]
+    suggested = RangeTestResult.from_dict(record["result"]).suggested_lr_max
+    assert (low, high) == (suggested / 3.0, suggested)  # the default range_test_span
+    assert f"lr_max range from the LR range test: [{low:.4g}, {high:.4g}]" in first
     for trial in study.trials:
-        assert low * (1 - 1e-9) <= trial.user_attrs["lr_max"] <= high * (1 + 1e-9)
-    # resuming reuses the stored test instead of running it again
-    stored = study.user_attrs[RANGE_TEST_ATTR]
-    assert main(["tune", str(path), "--quiet", "--n-trials", "4"]) == 0
-    assert optuna.load_study(study_name="t", storage=storage).user_attrs[RANGE_TEST_ATTR] == stored
+        assert low <= trial.user_attrs["lr_max"] <= high
+    # resuming reuses the stored test: it runs once per study, not once per command
+    assert main(["tune", str(path), "--n-trials", "4"]) == 0
+    second = capsys.readouterr().err
+    runs = [line for line in (first + second).splitlines() if "running the LR range test" in line]
+    assert runs == ["running the LR range test on 'digits' (once per study) ..."]
+    assert optuna.load_study(study_name="t", storage=storage).user_attrs[RANGE_TEST_ATTR] == record
 
 
 def test_range_test_with_a_bad_study_file_exits_2(write_study, tmp_path: Path) -> None:

@@ -49,6 +49,18 @@ def _diverged() -> RangeTestResult:
     return _run(start_lr=1e-3, end_lr=1e6, num_iter=60)
 
 
+def _steepest_index(losses: list[float]) -> int:
+    """The documented rule: the most negative central-difference slope (one-sided at the ends)
+    over the finite curve without its first 10 and last 5 points (all of it if < 3 remain)."""
+    count = next((i for i, v in enumerate(losses) if not math.isfinite(v)), len(losses))
+    low, high = (10, count - 5) if count - 15 >= 3 else (0, count)
+    part = losses[low:high]
+    slopes = [part[1] - part[0]]
+    slopes += [(part[i + 1] - part[i - 1]) / 2 for i in range(1, len(part) - 1)]
+    slopes.append(part[-1] - part[-2])
+    return low + slopes.index(min(slopes))
+
+
 def test_exp_sweep_is_geometric_from_start_to_end() -> None:
     result = _run(start_lr=1e-4, end_lr=1e-2, num_iter=20)
     assert len(result.lrs) == len(result.losses) == len(result.raw_losses) == 20
@@ -89,6 +101,10 @@ def test_huge_end_lr_stops_at_divergence() -> None:
     assert result.diverged_lr == result.lrs[-1]
     last, before = result.losses[-1], min(result.losses[:-1])
     assert not math.isfinite(last) or last > 5.0 * before
+    # ... and it stops at the first such step: every earlier one is finite and within 5 x.
+    for step in range(1, len(result.losses) - 1):
+        assert math.isfinite(result.losses[step])
+        assert result.losses[step] <= 5.0 * min(result.losses[:step]), step
 
 
 def test_suggestions_lie_in_the_sweep_and_below_divergence() -> None:
@@ -98,7 +114,7 @@ def test_suggestions_lie_in_the_sweep_and_below_divergence() -> None:
     assert result.suggested_lr_min == pytest.approx(0.7 * result.suggested_lr_max)
     assert result.suggested_lr_max == pytest.approx(max(result.min_loss_lr / 4, 1e-3))
     assert result.min_loss_lr in result.lrs
-    assert result.steepest_lr in result.lrs
+    assert result.steepest_lr == result.lrs[_steepest_index(result.losses)]
     finite = [v for v in result.losses if math.isfinite(v)]
     assert result.losses[result.lrs.index(result.min_loss_lr)] == min(finite)
 
@@ -142,12 +158,13 @@ def test_tensor_lr_is_filled_in_place_and_restored() -> None:
     model = _model()
     lr = torch.tensor(0.01)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    range_test(model, optimizer, _batches(), num_iter=5, end_lr=1e-2)
+    range_test(model, optimizer, _batches(), num_iter=5, end_lr=0.5)
     assert optimizer.param_groups[0]["lr"] is lr
-    assert lr.item() == pytest.approx(0.01)
-    range_test(model, optimizer, _batches(), num_iter=5, end_lr=1e-2, restore=False)
+    assert torch.equal(lr, torch.tensor(0.01))  # put back bit for bit
+    # An end_lr other than the starting LR, so that the sweep's last LR is told apart.
+    range_test(model, optimizer, _batches(), num_iter=5, end_lr=0.5, restore=False)
     assert optimizer.param_groups[0]["lr"] is lr
-    assert lr.item() == pytest.approx(1e-2)
+    assert lr.item() == 0.5
 
 
 def test_restore_false_leaves_the_model_trained() -> None:
@@ -299,6 +316,17 @@ def test_range_test_task_builds_the_named_optimizer() -> None:
         task, optimizer="sgd", optimizer_params={"momentum": 0.9}, device="cpu", num_iter=30
     )
     assert len(result.lrs) <= 30 and result.lrs[0] == 1e-5
+    # The same sweep by hand with torch's SGD(momentum=0.9), seeded as range_test_task does.
+    same = load_task("digits", model="mlp", batch_size=128)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        sgd = torch.optim.SGD(same.model.parameters(), lr=0.1, momentum=0.9)
+        expected = range_test(same.model, sgd, same.train_loader, num_iter=30)
+    assert result.to_dict() == expected.to_dict()
+    plain = range_test_task(
+        load_task("digits", model="mlp", batch_size=128), device="cpu", num_iter=30
+    )
+    assert plain.raw_losses != result.raw_losses  # the momentum made a difference
     with pytest.raises(ValueError, match="optimizer_params"):
         range_test_task(task, optimizer_params={"lr": 0.1}, device="cpu")
 

@@ -42,6 +42,33 @@ def _lrs(scheduler: LRScheduler, optimizer: torch.optim.Optimizer, n_steps: int)
     return lrs
 
 
+def _plrs_first_draw(seed: int, lo: float, hi: float) -> float:
+    """PLRS's draw at construction: one float64 uniform from a generator of its own."""
+    u = torch.rand(1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).item()
+    return min(lo + (hi - lo) * u, hi)
+
+
+def _three_phase(
+    peak: float, div_factor: float, final_div_factor: float, pct_start: float, total: int
+) -> list[float]:
+    """Three-phase one-cycle, linear: up to ``peak`` at step ``pct_start * total - 1``, back
+    down to ``peak / div_factor`` at ``2 * pct_start * total - 2``, then to
+    ``peak / (div_factor * final_div_factor)`` at the last step (torch's phase ends)."""
+    initial = peak / div_factor
+    final = initial / final_div_factor
+    up = round(pct_start * total) - 1
+    down = 2 * round(pct_start * total) - 2
+    lrs = []
+    for t in range(total):
+        if t <= up:
+            lrs.append(initial + (peak - initial) * t / up)
+        elif t <= down:
+            lrs.append(peak + (initial - peak) * (t - up) / (down - up))
+        else:
+            lrs.append(initial + (final - initial) * (t - down) / (total - 1 - down))
+    return lrs
+
+
 def test_names_and_params_agree() -> None:
     assert SCHEDULER_NAMES == ("plrs", "cosine", "onecycle", "knee", "multistep", "constant")
     assert set(SCHEDULER_PARAMS) == set(SCHEDULER_NAMES) == set(SCHEDULER_DEFAULTS)
@@ -55,8 +82,12 @@ def test_each_name_builds(name: str) -> None:
     optimizer.param_groups[0]["initial_lr"] = 7.0  # left over from an earlier scheduler
     scheduler = build_scheduler(name, optimizer, epochs=2, steps_per_epoch=5, **_PARAMS[name])
     assert isinstance(scheduler, LRScheduler)
-    lr = optimizer.param_groups[0]["lr"]
-    assert 0.0 < lr <= 0.1
+    # The first LR comes from the given params, not from the optimizer or the stale initial_lr.
+    first = {
+        "plrs": _plrs_first_draw(0, 0.01, 0.1),
+        "onecycle": 0.1 / 10.0,  # lr / div_factor
+    }.get(name, 0.1)
+    assert optimizer.param_groups[0]["lr"] == first
     assert all(0.0 <= x <= 0.1 + 1e-12 for x in _lrs(scheduler, optimizer, 9))
 
 
@@ -83,9 +114,8 @@ def test_onecycle_three_phases() -> None:
     optimizer = _optimizer()
     scheduler = build_scheduler("onecycle", optimizer, epochs=10, steps_per_epoch=10, lr=0.1)
     lrs = _lrs(scheduler, optimizer, 99)  # the 100 LRs used by the 100 optimizer steps
-    peak = max(range(100), key=lrs.__getitem__)
-    assert abs(peak - 45) <= 1
-    assert lrs[peak] == pytest.approx(0.1)
+    assert lrs == pytest.approx(_three_phase(0.1, 10.0, 10.0, 0.45, 100), rel=1e-12)
+    assert max(range(100), key=lrs.__getitem__) == 44  # step 0.45 * 100 - 1
     assert lrs[0] == pytest.approx(0.01)
     assert lrs[88] == pytest.approx(0.01)  # back at lr / div_factor after another 45 %
     assert lrs[-1] == pytest.approx(0.001)  # lr / 100 at the end
@@ -105,8 +135,9 @@ def test_onecycle_overrides() -> None:
         pct_start=0.3,
     )
     lrs = _lrs(scheduler, optimizer, 99)
+    assert lrs == pytest.approx(_three_phase(0.1, 25.0, 4.0, 0.3, 100), rel=1e-12)
     assert lrs[0] == pytest.approx(0.004)
-    assert abs(max(range(100), key=lrs.__getitem__) - 30) <= 1
+    assert max(range(100), key=lrs.__getitem__) == 29  # step 0.3 * 100 - 1
     assert lrs[-1] == pytest.approx(0.001)
 
 
@@ -115,6 +146,7 @@ def test_knee_constant_then_linear_to_zero() -> None:
     scheduler = build_scheduler("knee", optimizer, epochs=10, steps_per_epoch=10, lr=0.1)
     lrs = _lrs(scheduler, optimizer, 100)
     assert lrs[:51] == [0.1] * 51
+    assert lrs[50:] == pytest.approx([0.1 * (1 - (t - 50) / 50) for t in range(50, 101)])
     assert lrs[75] == pytest.approx(0.05)
     assert lrs[100] == 0.0
 
@@ -136,12 +168,25 @@ def test_constant() -> None:
 
 @pytest.mark.parametrize("name", SCHEDULER_NAMES)
 def test_tensor_lr_kept_in_place(name: str) -> None:
-    lr = torch.tensor(0.5, dtype=torch.float64)
-    optimizer = _optimizer(lr=lr, n_groups=2)
+    tensors = [torch.tensor(0.5, dtype=torch.float64) for _ in range(2)]
+    optimizer = torch.optim.Adam(
+        [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr} for lr in tensors],
+        lr=0.5,
+        foreach=False,
+    )
     scheduler = build_scheduler(name, optimizer, epochs=2, steps_per_epoch=5, **_PARAMS[name])
-    _lrs(scheduler, optimizer, 9)
-    assert optimizer.param_groups[0]["lr"] is lr
-    assert 0.0 <= lr.item() <= 0.1
+    float_optimizer = _optimizer(lr=0.5, n_groups=2)  # the same schedule on float LRs
+    float_scheduler = build_scheduler(
+        name, float_optimizer, epochs=2, steps_per_epoch=5, **_PARAMS[name]
+    )
+    for step in range(10):
+        if step:
+            for opt, sched in ((optimizer, scheduler), (float_optimizer, float_scheduler)):
+                opt.step()
+                sched.step()
+        assert all(g["lr"] is lr for g, lr in zip(optimizer.param_groups, tensors, strict=True))
+        expected = [g["lr"] for g in float_optimizer.param_groups]
+        assert [lr.item() for lr in tensors] == expected, step
 
 
 @pytest.mark.parametrize("name", SCHEDULER_NAMES)

@@ -156,7 +156,10 @@ def test_deprecated_epoch_argument_sets_last_epoch() -> None:
     with pytest.warns(UserWarning):
         scheduler.step(200)
     assert scheduler.last_epoch == 200
-    assert 0.01 <= scheduler.get_last_lr()[0] <= 0.1  # past the warmup
+    # The second draw, unscaled: step 200 is past the warmup.
+    second = _reference(0, [0.01], [0.1], 2)[1]
+    assert scheduler.get_last_lr() == second
+    assert optimizer.param_groups[0]["lr"] == second[0]
 
 
 def test_properties() -> None:
@@ -230,7 +233,9 @@ def test_capturable_tensor_lr_kept() -> None:
     optimizer.step()
     scheduler.step()
     assert optimizer.param_groups[0]["lr"] is lr
-    assert lr.item() == pytest.approx(scheduler.get_last_lr()[0], rel=1e-6)
+    second = _reference(0, [0.01], [0.1], 2)[1]
+    assert scheduler.get_last_lr() == second  # the float64 draw, not the float32 tensor
+    assert lr.item() == torch.tensor(second[0], dtype=torch.float32).item()
 
 
 # ------------------------------------------------------------------------------ state dicts

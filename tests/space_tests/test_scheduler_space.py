@@ -26,13 +26,13 @@ def test_conditional_parameters_follow_the_choice() -> None:
         seen[name] += 1
         if name == "plrs":
             assert set(trial.params) == {"scheduler", "plrs_lr_max", "plrs_lr_min_ratio"}
-            assert params["lr_min"] <= params["lr_max"]
-            assert trial.user_attrs["lr_center"] == pytest.approx(
-                (params["lr_min"] + params["lr_max"]) / 2
-            )
+            lr_max = trial.params["plrs_lr_max"]
+            lr_min = trial.params["plrs_lr_min_ratio"] * lr_max
+            assert params == {"scheduler": "plrs", "lr_min": lr_min, "lr_max": lr_max}
+            assert trial.user_attrs["lr_center"] == (lr_min + lr_max) / 2
         else:
             assert set(trial.params) == {"scheduler", f"{name}_lr"}
-            assert set(params) == {"scheduler", "lr"}
+            assert params == {"scheduler": name, "lr": trial.params[f"{name}_lr"]}
         assert trial.user_attrs["scheduler"] == name
         study.tell(trial, 0.0)
     assert set(seen) == set(ALL_SCHEDULERS)
@@ -55,13 +55,20 @@ def test_ray_space_is_flat_and_decodes_to_the_active_scheduler() -> None:
         "onecycle_lr",
         "constant_lr",
     }
+    import numpy as np
+
+    rng = np.random.RandomState(0)
     names = Counter()
     for _ in range(60):
-        config = {k: v.sample() for k, v in rendered.items()}
+        config = {k: v.sample(random_state=rng) for k, v in rendered.items()}
         params = space.decode(config)
         names[params["scheduler"]] += 1
         if params["scheduler"] == "plrs":
-            assert set(params) == {"scheduler", "lr_min", "lr_max"}
+            assert params == {
+                "scheduler": "plrs",
+                "lr_min": config["plrs_lr_min_ratio"] * config["plrs_lr_max"],
+                "lr_max": config["plrs_lr_max"],
+            }
         else:
             assert params == {
                 "scheduler": params["scheduler"],

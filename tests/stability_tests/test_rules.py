@@ -39,6 +39,25 @@ def _running(losses: Sequence[float], smoothing: float = 0.1) -> list[float]:
     return values
 
 
+def _first_above(losses: Sequence[float], factor: float, reference: float) -> int:
+    """The first 1-based step whose reference running loss is above ``factor x reference``."""
+    return next(
+        step for step, value in enumerate(_running(losses), start=1) if value > factor * reference
+    )
+
+
+def _exploded(losses: Sequence[float], reference: float, factor: float = 10.0) -> Verdict:
+    """The explosion verdict the rules define, from the reference running loss."""
+    step = _first_above(losses, factor, reference)
+    running = _running(losses)[step - 1]
+    return Verdict(
+        "exploded",
+        step,
+        f"exploded: running loss {running:.4g} above {factor:g} x the reference "
+        f"{reference:.4g} at step {step}",
+    )
+
+
 def _noise(count: int, level: float = CHANCE, amplitude: float = 0.02) -> list[float]:
     """A deterministic wobble of +-amplitude around ``level``."""
     return [level + amplitude * math.sin(1.7 * k) for k in range(count)]
@@ -89,11 +108,9 @@ def test_nonfinite_off_skips_non_finite_steps() -> None:
 def test_a_jump_to_20_times_the_chance_level_is_stopped_within_one_check() -> None:
     losses = _noise(16) + [20 * CHANCE] * 16
     verdict = _feed(losses)
-    assert verdict is not None
-    assert verdict.kind == "exploded"
-    assert 17 <= verdict.step <= 24  # the first check after the jump finds it
-    assert verdict.reason.startswith("exploded: running loss ")
-    assert f"at step {verdict.step}" in verdict.reason
+    # The running loss needs 7 steps of the jump to pass 10 x the chance level: step 23.
+    assert verdict == _exploded(losses, CHANCE)
+    assert verdict.step == 23
 
 
 def test_a_single_huge_loss_is_stopped_at_its_step() -> None:
@@ -109,8 +126,7 @@ def test_explosion_can_be_disabled() -> None:
 def test_without_chance_level_the_reference_is_the_first_loss() -> None:
     losses = [0.5, *[0.45] * 8, *[6.0] * 40]  # regression-like: 12 x the first loss
     verdict = _feed(losses, chance_loss=None)
-    assert verdict is not None
-    assert verdict.kind == "exploded"
+    assert verdict == _exploded(losses, 0.5)
     assert "reference 0.5 " in verdict.reason
 
 
@@ -174,8 +190,29 @@ def test_a_spike_forgiven_after_learning_does_not_make_a_later_plateau_a_collaps
     learned = _spike_then_recovery()[:80]
     back_at_chance = [CHANCE * k / 20 + 0.05 * (1 - k / 20) for k in range(20)] + _noise(200)
     assert _feed(learned + back_at_chance) is None
-    # ... but a new spike re-arms the rule.
-    assert _feed(learned + _SPIKE + _noise(200)) is not None
+    # ... but a new spike re-arms the rule: a collapse judged from that spike on.
+    rules = StabilityRules()
+    assert rules.collapse_window is not None
+    losses = learned + _SPIKE + _noise(200)
+    running = _running(losses)
+    start = len(learned)  # the new spike's first step is start + 1
+    peak = max(running[start:])
+    peak_step = running.index(peak, start) + 1
+    spike_level = rules.spike_factor * max(CHANCE, losses[0])
+    assert peak > spike_level
+    fast = _running(losses, rules.collapse_smoothing)
+    entered = next(
+        step
+        for step in range(peak_step + 1, len(losses) + 1)
+        if running[step - 1] <= spike_level
+        and abs(fast[step - 1] - CHANCE) <= rules.collapse_tolerance * CHANCE
+    )
+    assert _feed(losses, rules) == Verdict(
+        "collapsed",
+        entered + rules.collapse_window - 1,
+        f"collapsed: loss at chance level 2.303 for {rules.collapse_window} steps after a "
+        f"spike to {peak:.4g} at step {peak_step}",
+    )
 
 
 def test_collapse_needs_the_chance_level() -> None:
@@ -211,9 +248,8 @@ def test_a_slow_rise_is_stopped_by_the_rise_rule() -> None:
 
 
 def test_a_slow_rise_is_not_a_rise_by_default_but_explodes_in_the_end() -> None:
-    verdict = _feed(_slow_rise())
-    assert verdict is not None
-    assert verdict.kind == "exploded"
+    losses = _slow_rise()
+    assert _feed(losses) == _exploded(losses, CHANCE)  # reference: chance > the first loss
     assert StabilityRules().rise_window is None
 
 
@@ -327,7 +363,9 @@ def test_rules_are_frozen() -> None:
 
 
 def test_unknown_key_is_rejected_by_name() -> None:
-    with pytest.raises(ValueError, match="unknown key 'explode'"):
+    with pytest.raises(
+        ValueError, match=r"explode unknown key \(did you mean 'explode_factor'\?\)"
+    ):
         StabilityRules.from_mapping({"explode": 5.0})
     with pytest.raises(TypeError, match="must be a mapping"):
         StabilityRules.from_mapping([("check_every", 4)])  # type: ignore[arg-type]
@@ -337,8 +375,18 @@ def test_unknown_key_is_rejected_by_name() -> None:
     ("field", "value", "error", "message"),
     [
         ("check_every", 0, ValueError, "check_every must be >= 1 but got 0."),
-        ("check_every", 2.0, TypeError, "check_every must be an int >= 1"),
-        ("check_every", True, TypeError, "check_every must be an int >= 1"),
+        (
+            "check_every",
+            2.0,
+            TypeError,
+            r"check_every must be an integer >= 1 but got \S+ \((float|bool)\)",
+        ),
+        (
+            "check_every",
+            True,
+            TypeError,
+            r"check_every must be an integer >= 1 but got \S+ \((float|bool)\)",
+        ),
         ("nonfinite", 1, TypeError, "nonfinite must be a bool"),
         ("explode_factor", -1.0, ValueError, "explode_factor must be a finite number > 1 or"),
         ("explode_factor", NAN, ValueError, "explode_factor must be a finite number > 1"),
@@ -349,7 +397,12 @@ def test_unknown_key_is_rejected_by_name() -> None:
         ("spike_factor", 0.5, ValueError, "spike_factor must be a finite number > 1"),
         ("collapse_window", 0, ValueError, "collapse_window must be >= 1 or None but got 0."),
         ("collapse_window", -5, ValueError, "collapse_window must be >= 1 or None"),
-        ("collapse_window", 32.0, TypeError, "collapse_window must be an int >= 1 or None"),
+        (
+            "collapse_window",
+            32.0,
+            TypeError,
+            r"collapse_window must be an integer >= 1 or None but got 32.0 \(float\)",
+        ),
         ("collapse_tolerance", 0.0, ValueError, r"collapse_tolerance must be .* in \(0, 1\)"),
         ("collapse_tolerance", 1.0, ValueError, "collapse_tolerance"),
         ("collapse_tolerance", NAN, ValueError, "collapse_tolerance"),

@@ -42,7 +42,10 @@ def test_trial_of_a_killed_worker_is_failed_and_rerun(write_study, tmp_path: Pat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         orphan = study.ask()
-    storage.record_heartbeat(orphan._trial_id)
+    study_id = storage.get_study_id_from_name("t")
+    storage.record_heartbeat(
+        storage.get_trial_id_from_study_id_trial_number(study_id, orphan.number)
+    )
     db = sqlite3.connect(tmp_path / "store.db")
     with db:
         db.execute("UPDATE trial_heartbeats SET heartbeat = datetime('now', '-1 hour')")

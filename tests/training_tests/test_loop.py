@@ -16,6 +16,14 @@ HUGE = {"lr_min": 1e6, "lr_max": 2e6}
 ONLY_NONFINITE = StabilityRules(explode_factor=None, collapse_window=None)
 
 
+def _plrs_lrs(seed: int, lr_min: float, lr_max: float, count: int) -> list[float]:
+    """The LRs a one-group PLRS applies at steps 1, 2, ..., count: one float64 uniform per step
+    from a generator of its own, ``lr_min + (lr_max - lr_min) * u``."""
+    generator = torch.Generator().manual_seed(seed)
+    draws = torch.rand(count, generator=generator, dtype=torch.float64).tolist()
+    return [min(lr_min + (lr_max - lr_min) * u, lr_max) for u in draws]
+
+
 def _train_digits(
     epochs: int = 2, *, model: str = "cnn", seed: int = 0, **options: Any
 ) -> TrainResult:
@@ -51,12 +59,13 @@ def test_history_has_one_entry_per_epoch() -> None:
 
 
 def test_learning_rates_stay_within_the_plrs_bounds() -> None:
-    result = _train_digits(2)
-    for metrics in result.history:
-        assert 0.05 <= metrics.lr_min <= metrics.lr_mean <= metrics.lr_max <= 0.1
-        assert metrics.lr_min < metrics.lr_max  # drawn, not constant
-    assert len(result.lr_tail) == 32
-    assert all(0.05 <= lr <= 0.1 for lr in result.lr_tail)
+    result = _train_digits(2)  # seed 0 seeds PLRS too; 23 steps per epoch
+    applied = _plrs_lrs(0, 0.05, 0.1, 2 * 23)
+    for metrics, lrs in zip(result.history, (applied[:23], applied[23:]), strict=True):
+        assert (metrics.lr_min, metrics.lr_max) == (min(lrs), max(lrs))
+        assert metrics.lr_mean == math.fsum(lrs) / 23
+        assert 0.05 <= metrics.lr_min < metrics.lr_max <= 0.1  # drawn, not constant
+    assert result.lr_tail == applied[-32:]
     assert len(result.loss_tail) == 32
 
 
@@ -102,11 +111,13 @@ def test_huge_learning_rate_diverges_at_once() -> None:
     assert result.diverged_at_step <= 8
     assert result.steps == result.diverged_at_step  # checked every step: stopped right there
     assert result.history == []  # no epoch was finished or evaluated
-    assert result.reason is not None
-    assert f"at step {result.diverged_at_step}" in result.reason
-    assert "non-finite training loss" in result.reason
+    assert result.reason == (
+        f"non-finite training loss ({result.loss_tail[-1]}) at step {result.diverged_at_step}"
+    )
     assert not math.isfinite(result.loss_tail[-1])
+    assert all(math.isfinite(v) for v in result.loss_tail[:-1])  # the first non-finite step
     assert len(result.lr_tail) == len(result.loss_tail) == result.steps
+    assert result.lr_tail == _plrs_lrs(0, 1e6, 2e6, result.steps)  # the LRs those steps used
 
 
 def test_huge_learning_rate_explodes_before_it_is_non_finite() -> None:
@@ -114,10 +125,16 @@ def test_huge_learning_rate_explodes_before_it_is_non_finite() -> None:
     result = train(task, epochs=3, scheduler_params=HUGE, device="cpu", check_every=1)
     assert result.status == "diverged"
     assert result.instability == "exploded"
-    assert result.diverged_at_step == result.steps <= 2
-    assert result.reason is not None
-    assert result.reason.startswith("exploded: running loss ")
+    # Step 1 cannot explode (its running loss is the first loss, at most the reference); with
+    # the huge LR applied at step 1, step 2's loss lifts the running loss past 10 x.
+    assert result.diverged_at_step == result.steps == 2
     assert all(math.isfinite(v) for v in result.loss_tail)
+    first, second = result.loss_tail
+    reference = max(math.log(10), first)
+    running = first + 0.1 * (second - first)
+    assert result.reason == (
+        f"exploded: running loss {running:.4g} above 10 x the reference {reference:.4g} at step 2"
+    )
 
 
 def test_divergence_is_found_at_the_next_check() -> None:
@@ -421,13 +438,20 @@ def test_a_spike_then_chance_level_is_a_collapse_at_ln_num_classes() -> None:
     assert result.instability == "collapsed"
     assert result.diverged_at_step == 29
     assert result.steps == 32
-    assert result.reason is not None
-    assert "loss at chance level 1.386 for 16 steps after a spike to 3.179 at step 4" in (
-        result.reason
+    # Per-step losses: ln 4 at chance, ln(e^8 + 3) at the spike steps 2-4.
+    losses = [math.log(4)] + [math.log(math.exp(8) + 3)] * 3 + [math.log(4)] * 28
+    running = [losses[0]]
+    for loss in losses[1:]:
+        running.append(running[-1] + 0.1 * (loss - running[-1]))
+    assert result.reason == (
+        f"collapsed: loss at chance level 1.386 for 16 steps after a spike to "
+        f"{running[3]:.4g} at step 4"
     )
+    assert f"{running[3]:.4g}" == "3.179"
     assert [m.epoch for m in result.history] == [1]
     assert [step for step, _ in seen] == [1, 2, 4, 8, 16, 24]
-    assert seen[-1][1] == pytest.approx(math.log(4), rel=0.2)  # the slow running loss
+    # on_check gets the slow running loss (float32 step losses: rel 1e-6).
+    assert [v for _, v in seen] == pytest.approx([running[s - 1] for s, _ in seen], rel=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -484,7 +508,8 @@ def test_check_every_and_stability_must_agree() -> None:
     _train_digits(
         1, model="mlp", stability=rules, check_every=4, on_check=lambda s, v: seen.append(s)
     )
-    assert seen[:5] == [1, 2, 4, 8, 12]
+    # 23 steps: checks after steps 1, 2, 4, then every 4, and at the end of the epoch.
+    assert seen == [1, 2, 4, 8, 12, 16, 20, 23]
 
 
 def test_stability_must_be_rules() -> None:

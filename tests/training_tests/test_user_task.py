@@ -72,13 +72,15 @@ def test_user_task_must_be_callable() -> None:
 
 
 def test_missing_function_is_named() -> None:
-    with pytest.raises(ValueError, match="has no 'nothing_here'"):
+    with pytest.raises(
+        ValueError, match=r"module 'fixtures\.user_tasks' has no function 'nothing_here'"
+    ):
         load_task("fixtures.user_tasks:nothing_here")
 
 
 def test_import_failure_names_the_module_and_the_error() -> None:
     with pytest.raises(
-        ValueError, match=r"cannot import module 'fixtures\.missing_mod'.*No module"
+        ValueError, match=r"module 'fixtures\.missing_mod' cannot be imported \(No module"
     ):
         load_task("fixtures.missing_mod:task")
 

@@ -14,7 +14,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from prl_tune import InstabilityScheduler, PLRSSpace, SchedulerSpace, StabilityRules
-from prl_tune.pruners import StopRecord
+from prl_tune.hosts.ray import StopRecord
 from prl_tune.stability import RangeRecord
 
 CHANCE = math.log(10)
@@ -133,16 +133,16 @@ def test_ranges_are_read_through_the_space_and_the_rest_is_context() -> None:
     scheduler = InstabilityScheduler(space=PLRSSpace(lr_max=(1e-3, 10.0)))
     low, high, context = scheduler.lr_range({"lr_max": 2.0, "lr_min_ratio": 0.25, "wd": 1e-4})
     assert (low, high) == (0.5, 2.0)
-    assert context == (("wd", 1e-4),)
+    assert context == (("scheduler", "plrs"), ("wd", 1e-4))
     assert scheduler.lr_range({"lr": 1.0}) is None  # not a PLRSSpace config
 
     plain = InstabilityScheduler()
     assert plain.lr_range({"lr_min": 0.1, "lr_max": 0.2, "model": {"width": 8}}) == (
         0.1,
         0.2,
-        (("model", (("width", 8),)),),
+        (("scheduler", "plrs"), ("model", (("width", 8),))),
     )
-    assert plain.lr_range({"lr": 0.3}) == (0.3, 0.3, ())
+    assert plain.lr_range({"lr": 0.3}) == (0.3, 0.3, (("scheduler", "plrs"),))
     assert plain.lr_range({"momentum": 0.9}) is None
 
 
@@ -177,7 +177,7 @@ def test_bad_arguments_are_rejected_by_name(
 def test_the_memory_and_monitors_survive_save_and_restore(tmp_path: Path) -> None:
     rules = StabilityRules(explode_factor=10.0)
     scheduler = InstabilityScheduler(FIFOScheduler(), rules=rules, chance_loss=CHANCE)
-    scheduler.memory.add(RangeRecord(1.0, 2.0, True, (), 3))
+    scheduler.memory.add(RangeRecord(1.0, 2.0, True, (("scheduler", "plrs"),), 3))
     scheduler.stopped["t_00003"] = StopRecord("rules", "exploded", "exploded", 2)
     path = str(tmp_path / "scheduler.pkl")
     scheduler.save(path)

@@ -13,8 +13,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from prl_tune.pruners import CONSTRAINT_KEY, InstabilityPruner, mark_unstable, stability_boundary
-from prl_tune.stability import StabilityRules
+from prl_tune.hosts.optuna import InstabilityPruner
+from prl_tune.stability import StabilityRules, StopRecord
+from prl_tune.store import mark_unstable, stability_boundary, trial_attrs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -36,20 +37,31 @@ def _trial_with_range(study: optuna.Study, lr_min: float, lr_max: float) -> optu
 
 def _unstable_trial(study: optuna.Study, lr_min: float, lr_max: float) -> None:
     trial = _trial_with_range(study, lr_min, lr_max)
-    mark_unstable(study, trial, reason="collapsed", pruned_by="rules", kind="collapsed", step=40)
+    mark_unstable(trial, StopRecord("rules", "collapsed", "collapsed", 40))
     study.tell(trial, state=TrialState.PRUNED)
 
 
+def _stored(storage: str, number: int) -> dict:
+    """A trial's attributes as another process reads them back from the store."""
+    return trial_attrs(optuna.load_study(study_name="p", storage=storage))[number]
+
+
 def test_memory_prunes_a_dominated_range_at_its_first_check(tmp_path: Path) -> None:
-    study, _ = _study(tmp_path, InstabilityPruner())
+    pruner = InstabilityPruner()
+    study, storage = _study(tmp_path, pruner)
     _unstable_trial(study, 1.4, 2.0)
     trial = _trial_with_range(study, 1.5, 2.5)
     trial.report(0.9, 1)
     assert trial.should_prune()
-    stored = study._storage.get_trial(trial._trial_id)
-    assert stored.user_attrs["pruned_by"] == "memory"
-    assert "unstable trial 0" in stored.user_attrs["prune_reason"]
-    assert stored.constraints == {CONSTRAINT_KEY: 1.0}
+    reason = "memory: range at least as aggressive as unstable trial 0 (lr_min=1.4, lr_max=2)"
+    assert _stored(storage, trial.number) == {
+        "lr_min": 1.5,
+        "lr_max": 2.5,
+        "unstable": True,
+        "pruned_by": "memory",
+        "prune_reason": reason,
+    }
+    assert pruner.decision(study, trial.number) == StopRecord("memory", reason)
 
 
 def test_memory_lets_a_less_aggressive_range_run(tmp_path: Path) -> None:
@@ -72,12 +84,13 @@ def test_memory_is_shared_across_processes_through_the_store(tmp_path: Path) -> 
         f"""
         import optuna
         from optuna.trial import TrialState
-        from prl_tune.pruners import mark_unstable
+        from prl_tune.stability import StopRecord
+        from prl_tune.store import mark_unstable
         study = optuna.load_study(study_name="p", storage={storage!r})
         trial = study.ask()
         trial.set_user_attr("lr_min", 1.4)
         trial.set_user_attr("lr_max", 2.0)
-        mark_unstable(study, trial, reason="exploded", pruned_by="rules", kind="exploded")
+        mark_unstable(trial, StopRecord("rules", "exploded", "exploded"))
         study.tell(trial, state=TrialState.PRUNED)
         """
     )
@@ -88,26 +101,29 @@ def test_memory_is_shared_across_processes_through_the_store(tmp_path: Path) -> 
 
 
 def test_rules_apply_to_reported_losses_of_a_minimized_study(tmp_path: Path) -> None:
-    study, _ = _study(tmp_path, InstabilityPruner(memory="off"), direction="minimize")
+    study, storage = _study(tmp_path, InstabilityPruner(memory="off"), direction="minimize")
     trial = study.ask()
     trial.report(2.3, 1)
     assert not trial.should_prune()
     trial.report(math.nan, 2)
     assert trial.should_prune()
-    stored = study._storage.get_trial(trial._trial_id)
-    assert stored.user_attrs["instability"] == "non-finite"
-    assert stored.user_attrs["pruned_by"] == "rules"
-    assert stored.user_attrs["diverged_at_step"] == 2
+    assert _stored(storage, trial.number) == {
+        "unstable": True,
+        "pruned_by": "rules",
+        "prune_reason": "non-finite training loss (nan) at step 2",
+        "instability": "non-finite",
+        "diverged_at_step": 2,
+    }
 
 
 def test_healthy_losses_defer_to_the_base_pruner(tmp_path: Path) -> None:
     base = optuna.pruners.ThresholdPruner(upper=1.0)
-    study, _ = _study(tmp_path, InstabilityPruner(base), direction="minimize")
+    study, storage = _study(tmp_path, InstabilityPruner(base), direction="minimize")
     trial = study.ask()
     for step, loss in enumerate([2.3, 1.5, 1.2], start=1):
         trial.report(loss, step)
     assert trial.should_prune()  # the base (threshold 1.0) prunes, not the rules
-    assert "pruned_by" not in study._storage.get_trial(trial._trial_id).user_attrs
+    assert _stored(storage, trial.number) == {}
     trial2 = study.ask()
     for step, loss in enumerate([2.3, 0.9, 0.5], start=1):
         trial2.report(loss, step)

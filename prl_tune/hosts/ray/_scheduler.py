@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import pickle
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from prl_tune._checks import ArgumentTypeError, ArgumentValueError, choice, real
 from prl_tune.space import PLRSSpace, SchedulerSpace
 from prl_tune.stability import (
     MEMORY_MODES,
     RangeRecord,
     StabilityMonitor,
     StabilityRules,
+    StopRecord,
     UnstableRangeMemory,
     lr_bounds,
+    range_context,
 )
 
 #: A result with this key set to a true value says the trainable itself found the run unstable
@@ -29,42 +31,10 @@ UNSTABLE_KEY = "unstable"
 _STATE_VERSION = 1
 
 
-@dataclass(frozen=True)
-class StopRecord:
-    """Why :class:`InstabilityScheduler` stopped a trial.
-
-    Args:
-        pruned_by: ``"rules"`` (the divergence rules fired on its reports, or the trainable
-            reported it unstable) or ``"memory"`` (its range is at least as aggressive as an
-            unstable one; it was stopped before it started).
-        reason: one sentence for people.
-        kind: the rule that fired (``"non-finite"``, ``"exploded"``, ...), ``None`` for memory.
-        step: the report (``1`` = the first value of ``loss``) at which it fired, or ``None``.
-    """
-
-    pruned_by: str
-    reason: str
-    kind: str | None = None
-    step: int | None = None
-
-
-def _freeze(value: Any) -> Hashable:
-    """A hashable, order-independent stand-in for a config value (nested dicts, lists)."""
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    try:
-        hash(value)
-    except TypeError:
-        return repr(value)
-    return value
-
-
 class InstabilityScheduler(TrialScheduler):
     """Stops Ray Tune trials whose LR range is unstable; otherwise defers to a base scheduler.
 
-    The same rules and memory as :class:`~prl_tune.pruners.InstabilityPruner`, as a Ray Tune
+    The same rules and memory as :class:`~prl_tune.hosts.optuna.InstabilityPruner`, as a Ray Tune
     ``TrialScheduler`` that wraps any other (``ASHAScheduler``, ``HyperBandScheduler``, ...):
 
     1. **Memory** — before a pending trial starts, its ``lr_min``/``lr_max`` are compared with
@@ -86,7 +56,7 @@ class InstabilityScheduler(TrialScheduler):
         >>> from ray import tune
         >>> from ray.tune.schedulers import ASHAScheduler
         >>> from prl_tune import PLRSSpace
-        >>> from prl_tune.pruners import InstabilityScheduler
+        >>> from prl_tune.hosts.ray import InstabilityScheduler
         >>> space = PLRSSpace(lr_max=(1e-3, 10.0))
         >>> scheduler = InstabilityScheduler(ASHAScheduler(), space=space, chance_loss=2.3026)
         >>> config = tune.TuneConfig(scheduler=scheduler, metric="val_accuracy", mode="max")
@@ -124,28 +94,24 @@ class InstabilityScheduler(TrialScheduler):
         chance_loss: float | None = None,
     ) -> None:
         if base is not None and not isinstance(base, TrialScheduler):
-            raise TypeError(f"base must be a ray.tune TrialScheduler or None but got {base!r}.")
+            raise ArgumentTypeError(
+                "base", f"must be a ray.tune TrialScheduler or None but got {base!r}."
+            )
         if space is not None and not isinstance(space, (PLRSSpace, SchedulerSpace)):
-            raise TypeError(f"space must be a PLRSSpace, SchedulerSpace or None but got {space!r}.")
+            raise ArgumentTypeError(
+                "space", f"must be a PLRSSpace, SchedulerSpace or None but got {space!r}."
+            )
         if rules is not None and not isinstance(rules, StabilityRules):
-            raise TypeError(f"rules must be a StabilityRules or None but got {rules!r}.")
-        if memory not in MEMORY_MODES:
-            raise ValueError(f"memory must be one of {list(MEMORY_MODES)} but got {memory!r}.")
+            raise ArgumentTypeError("rules", f"must be a StabilityRules or None but got {rules!r}.")
         if not isinstance(loss, str) or not loss:
-            raise ValueError(f"loss must be a non-empty result key but got {loss!r}.")
-        if chance_loss is not None:
-            number = isinstance(chance_loss, numbers.Real) and not isinstance(chance_loss, bool)
-            if not number or not (math.isfinite(chance_loss) and chance_loss > 0):
-                raise ValueError(
-                    f"chance_loss must be a finite number > 0 or None but got {chance_loss!r}."
-                )
+            raise ArgumentValueError("loss", f"must be a non-empty result key but got {loss!r}.")
         super().__init__()
         self.base: TrialScheduler = base if base is not None else FIFOScheduler()
         self.space = space
         self.rules = rules if rules is not None else StabilityRules()
-        self.memory = UnstableRangeMemory(memory)
+        self.memory = UnstableRangeMemory(choice("memory", memory, MEMORY_MODES))
         self.loss = loss
-        self.chance_loss = None if chance_loss is None else float(chance_loss)
+        self.chance_loss = real("chance_loss", chance_loss, low=0.0, low_open=True, optional=True)
         self.stopped: dict[str, StopRecord] = {}
         self._monitors: dict[str, StabilityMonitor] = {}
         self._reports: dict[str, int] = {}
@@ -204,11 +170,7 @@ class InstabilityScheduler(TrialScheduler):
             blocker = self.blocker(trial.config)
             if blocker is None:
                 return trial
-            record = StopRecord(
-                "memory",
-                f"memory: range at least as aggressive as unstable trial {blocker.trial} "
-                f"(lr_min={blocker.lr_min:.4g}, lr_max={blocker.lr_max:.4g})",
-            )
+            record = StopRecord.by_memory(blocker)
             self.stopped[trial.trial_id] = record
             # A trial that never started has no folder and no result; the result grid needs
             # both. Its result says why it did not run (Ray logs that it found no result file).
@@ -287,8 +249,8 @@ class InstabilityScheduler(TrialScheduler):
         bounds = lr_bounds(params)
         if bounds is None:
             return None
-        context = tuple(sorted((str(k), _freeze(v)) for k, v in config.items() if k not in used))
-        return (*bounds, context)
+        scheduler = str(params.get("scheduler", config.get("scheduler", "plrs")))
+        return (*bounds, range_context(scheduler, config, lr_params=used))
 
     def blocker(self, config: Mapping[str, Any]) -> RangeRecord | None:
         """The unstable record that makes ``config``'s range too aggressive, or ``None``."""
@@ -354,9 +316,7 @@ class InstabilityScheduler(TrialScheduler):
         first = self._reports.get(trial.trial_id, 0) + 1
         self._reports[trial.trial_id] = first + len(values) - 1
         verdict = monitor.observe(values, first_step=first)
-        if verdict is None:
-            return None
-        return StopRecord("rules", verdict.reason, verdict.kind, verdict.step)
+        return None if verdict is None else StopRecord.by_rules(verdict)
 
     def _forget_monitor(self, trial: Trial) -> None:
         self._monitors.pop(trial.trial_id, None)

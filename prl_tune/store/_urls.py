@@ -11,13 +11,8 @@ import optuna
 
 from prl_tune.config import SpecError
 
-#: Seconds a SQLite connection waits for another writer's lock before failing. Optuna's worker
-#: processes write in short transactions (a trial's creation, a reported value, a state change).
-#: Measured with ``benchmarks/sqlite_workers.py`` (2, 4 and 8 processes hammering one file with
-#: tiny trials, 100 each): no "database is locked" error with either Python's 5 s default or this
-#: value, and WAL journaling made the same work 2.2x-3.5x faster (23-29 vs 7-11 trials/s). The
-#: long timeout is headroom for slow disks and network filesystems, where a lock can be held for
-#: seconds; a worker that waits is better than a trial lost to a lock error.
+#: Seconds a SQLite connection waits for another writer's lock before failing; long, so that on a
+#: slow disk or network filesystem a worker waits out a held lock instead of losing its trial.
 SQLITE_BUSY_TIMEOUT_S = 60.0
 
 #: Heartbeat of a running trial: a trial whose process died (killed, machine lost) is marked FAIL

@@ -1,0 +1,76 @@
+"""What a study does with its spec, whichever host runs it: train one trial, run the range test."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from prl_tune.config._spec import StudySpec
+from prl_tune.schedulers import SCHEDULERS
+
+if TYPE_CHECKING:
+    from prl_tune.lr_finder import RangeTestResult
+    from prl_tune.training import EpochMetrics, TaskData, TrainResult
+
+
+def load_study_task(spec: StudySpec) -> TaskData:
+    """The spec's task, seeded with the study's seed, on the spec's device."""
+    from prl_tune.training import load_task
+
+    return load_task(spec.task.name, seed=spec.seed, device=spec.task.device, **spec.task.params)
+
+
+def train_trial(
+    spec: StudySpec,
+    config: Mapping[str, Any],
+    *,
+    on_epoch: Callable[[EpochMetrics], None] | None = None,
+    on_check: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train the spec's task once with a decoded config ``{"scheduler": name, **params}``.
+
+    Host-neutral: the Optuna objective and a Ray Tune trainable both call this. PLRS gets the
+    study's seed and ``[space] warmup_steps`` unless the config sets them.
+    """
+    from prl_tune.training import train
+
+    params = dict(config)
+    scheduler = str(params.pop("scheduler"))
+    if SCHEDULERS[scheduler].searches_bounds:
+        params.setdefault("seed", spec.seed)
+        params.setdefault("warmup_steps", spec.warmup_steps)
+    return train(
+        load_study_task(spec),
+        epochs=spec.task.epochs,
+        scheduler=scheduler,
+        scheduler_params=params,
+        optimizer=spec.optimizer,
+        device=spec.task.device,
+        seed=spec.seed,
+        stability=spec.rules,
+        on_epoch=on_epoch,
+        on_check=on_check,
+    )
+
+
+def objective_value(spec: StudySpec, result: TrainResult) -> float:
+    """The trial's value: the metric of the last epoch, or of the best epoch (``[study] value``)."""
+    values = [getattr(m, spec.metric) for m in result.history]
+    if not values:
+        return math.nan
+    if spec.study.value == "last":
+        return float(values[-1])
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return math.nan
+    return float(max(finite) if spec.direction == "maximize" else min(finite))
+
+
+def run_range_test(spec: StudySpec) -> RangeTestResult:
+    """Run the LR range test on the study's task and optimizer (seeded, model restored)."""
+    from prl_tune.lr_finder import range_test_task
+
+    return range_test_task(
+        load_study_task(spec), optimizer=spec.optimizer, seed=spec.seed, device=spec.task.device
+    )

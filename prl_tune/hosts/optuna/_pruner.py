@@ -1,0 +1,151 @@
+"""``InstabilityPruner``: the stability rules and the unstable-range memory as an Optuna pruner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+
+from prl_tune._checks import ArgumentTypeError, choice
+from prl_tune.stability import (
+    MEMORY_MODES,
+    RangeRecord,
+    StabilityMonitor,
+    StabilityRules,
+    StopRecord,
+    UnstableRangeMemory,
+)
+from prl_tune.store import range_record, record_verdict, study_records
+
+if TYPE_CHECKING:
+    from prl_tune.config import StudySpec
+
+
+@dataclass(frozen=True)
+class _Decided:
+    study: str
+    trial: int
+
+
+class InstabilityPruner(BasePruner):
+    """Prunes trials whose LR range is unstable; otherwise defers to a wrapped pruner.
+
+    Three checks, in order, every time a trial calls ``trial.should_prune()``:
+
+    1. **Memory** — the trial's ``lr_min``/``lr_max`` (user attributes, as ``PLRSSpace``
+       stores them) are at least as aggressive as a range that already proved unstable in this
+       study, with the other searched parameters equal: pruned as ``pruned_by = "memory"``.
+       The memory is the study itself, so every worker process and machine sharing the storage
+       shares it.
+    2. **Rules on the reports** — when the study minimizes (a loss, reported with
+       ``trial.report``), the divergence rules run on the reported values: a user's own
+       objective gets divergence pruning by passing this pruner, with no other change.
+    3. **Base** — the wrapped pruner (``MedianPruner``, ``HyperbandPruner``, ...) decides.
+
+    A trial pruned by 1 or 2 is recorded as unstable in the study (``prl_tune.store``'s
+    ``trial_attrs`` reads it back with ``unstable``, ``pruned_by``, ``prune_reason``), so the
+    memory learns from it and the report shows why; :meth:`decision` gives the stop to the
+    objective, which can also mark the running trial itself (prl_tune's objective does, with an
+    infeasible constraint that TPE learns from).
+
+    Example:
+        >>> import optuna
+        >>> from prl_tune import InstabilityPruner
+        >>> study = optuna.create_study(pruner=InstabilityPruner(optuna.pruners.MedianPruner()))
+
+    Args:
+        base: the pruner to defer to; ``None`` never prunes otherwise.
+        rules: the divergence rules for reported values (default ``StabilityRules()``).
+        memory: ``"dominance"`` (default), ``"lr_max"`` or ``"off"``; see
+            :class:`~prl_tune.stability.UnstableRangeMemory`.
+        rules_on_reports: apply the rules to reported values; default ``None`` means "when the
+            study minimizes". prl_tune's own training loop applies the rules to the per-step
+            training loss itself and passes ``False``.
+    """
+
+    def __init__(
+        self,
+        base: BasePruner | None = None,
+        *,
+        rules: StabilityRules | None = None,
+        memory: str = "dominance",
+        rules_on_reports: bool | None = None,
+    ) -> None:
+        if base is not None and not isinstance(base, BasePruner):
+            raise ArgumentTypeError("base", f"must be an optuna pruner or None but got {base!r}.")
+        if rules is not None and not isinstance(rules, StabilityRules):
+            raise ArgumentTypeError("rules", f"must be a StabilityRules or None but got {rules!r}.")
+        if rules_on_reports is not None and not isinstance(rules_on_reports, bool):
+            raise ArgumentTypeError(
+                "rules_on_reports", f"must be a bool or None but got {rules_on_reports!r}."
+            )
+        self.base = base
+        self.rules = rules if rules is not None else StabilityRules()
+        self.memory = choice("memory", memory, MEMORY_MODES)
+        self.rules_on_reports = rules_on_reports
+        self._decisions: dict[_Decided, StopRecord] = {}
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        stop = self._unstable(study, trial)
+        if stop is not None:
+            self._decisions[_Decided(study.study_name, trial.number)] = stop
+            record_verdict(study, trial.number, stop)
+            return True
+        return self.base.prune(study, trial) if self.base is not None else False
+
+    def decision(self, study: optuna.Study, number: int) -> StopRecord | None:
+        """The stop this pruner decided for trial ``number`` in this process, if it did."""
+        return self._decisions.get(_Decided(study.study_name, number))
+
+    def memory_blocker(
+        self, study: optuna.Study, trial: FrozenTrial | optuna.Trial
+    ) -> RangeRecord | None:
+        """The unstable trial whose range makes ``trial``'s range too aggressive, if any.
+
+        prl_tune's objective calls this before training, so a blocked range costs no step.
+        """
+        if self.memory == "off":
+            return None
+        own = range_record(trial)
+        if own is None:
+            return None
+        memory = UnstableRangeMemory(self.memory, study_records(study, exclude=trial.number))
+        return memory.blocker(own.lr_min, own.lr_max, own.context)
+
+    def _unstable(self, study: optuna.Study, trial: FrozenTrial) -> StopRecord | None:
+        blocker = self.memory_blocker(study, trial)
+        if blocker is not None:
+            return StopRecord.by_memory(blocker)
+        apply = self.rules_on_reports
+        if apply is None:
+            apply = study.direction == StudyDirection.MINIMIZE
+        if not (apply and trial.intermediate_values):
+            return None
+        values = [value for _, value in sorted(trial.intermediate_values.items())]
+        verdict = StabilityMonitor(self.rules).observe(values, first_step=1)
+        return None if verdict is None else StopRecord.by_rules(verdict)
+
+
+def make_pruner(spec: StudySpec) -> InstabilityPruner:
+    """The ``[pruning]`` section: the instability pruner around the base pruner.
+
+    The divergence rules run inside the training loop on the per-step training loss (cheaper
+    and earlier than on per-epoch reports), so the pruner applies only the memory and the base.
+    """
+    settings = spec.pruning
+    base: optuna.pruners.BasePruner | None = None
+    if settings.base == "median":
+        base = optuna.pruners.MedianPruner(
+            n_startup_trials=settings.n_startup_trials, n_warmup_steps=settings.n_warmup_steps
+        )
+    elif settings.base == "hyperband":
+        base = optuna.pruners.HyperbandPruner(
+            min_resource=settings.min_resource,
+            max_resource=spec.task.epochs,
+            reduction_factor=settings.reduction_factor,
+        )
+    return InstabilityPruner(base, rules=spec.rules, memory=settings.memory, rules_on_reports=False)

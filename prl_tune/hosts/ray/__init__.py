@@ -1,0 +1,13 @@
+"""The Ray Tune host: ``InstabilityScheduler``, the rules and the memory as a ``TrialScheduler``.
+
+Importing it needs Ray (the ``ray`` extra); a missing Ray is an ``ImportError`` that says so.
+"""
+
+from prl_tune._imports import import_optional
+
+import_optional("ray.tune", "ray")
+
+from prl_tune.hosts.ray._scheduler import UNSTABLE_KEY, InstabilityScheduler  # noqa: E402
+from prl_tune.stability import StopRecord  # noqa: E402
+
+__all__ = ["UNSTABLE_KEY", "InstabilityScheduler", "StopRecord"]
