@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from prl_tune._checks import ArgumentTypeError, ArgumentValueError, number_range
+from prl_tune._checks import ArgumentValueError, number_range, text
 
 if TYPE_CHECKING:
     import optuna
@@ -62,9 +63,7 @@ class PLRSSpace:
                 f"must not reach below lr_min (every lr_max needs an lr_min <= it): low end of "
                 f"lr_max {self.lr_max[0]:g} < low end of lr_min {self.lr_min[0]:g}.",
             )
-        if not isinstance(prefix, str):
-            raise ArgumentTypeError("prefix", f"must be a str but got {prefix!r}.")
-        self.prefix = prefix
+        self.prefix = text("prefix", prefix)
 
     @staticmethod
     def check_lower_bound(
@@ -92,6 +91,14 @@ class PLRSSpace:
                 f"lr_min_ratio={lr_min_ratio!r}).",
             )
         return ratio, number_range("lr_min", lr_min, low=0.0)
+
+    def with_prefix(self, prefix: str) -> PLRSSpace:
+        """The same space with another parameter-name prefix (nothing is checked again)."""
+        if text("prefix", prefix) == self.prefix:
+            return self
+        renamed = copy.copy(self)
+        renamed.prefix = prefix
+        return renamed
 
     @property
     def param_names(self) -> tuple[str, str]:

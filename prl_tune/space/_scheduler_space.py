@@ -55,7 +55,7 @@ class SchedulerSpace:
         if not isinstance(base, PLRSSpace):
             raise ArgumentTypeError("plrs", f"must be a PLRSSpace but got {base!r}.")
         prefix = "plrs_" if len(self.schedulers) > 1 else ""
-        self.plrs = PLRSSpace(base.lr_max, base.lr_min_ratio, lr_min=base.lr_min, prefix=prefix)
+        self.plrs = base.with_prefix(prefix)
 
     @staticmethod
     def check_choices(
