@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from prl_tune.config import SpecError, StudySpec, load_spec, parse_override
+from prl_tune.space import PendingRangeTest
 from prl_tune.stability import StabilityRules
 
 VALID = {
@@ -141,3 +142,62 @@ def test_pruning_rules_table_and_false_switches_a_rule_off() -> None:
     off = StudySpec.from_dict(_with("pruning", "rules", False)).rules
     assert off == StabilityRules(explode_factor=None, collapse_window=None, rise_window=None)
     assert StudySpec.from_dict(VALID).rules == StabilityRules()
+
+
+def test_a_range_test_space_is_pending_until_resolved() -> None:
+    spec = StudySpec.from_dict(_with("space", "lr_max", "range-test"))
+    assert isinstance(spec.space, PendingRangeTest)
+    resolved = spec.with_lr_max((0.1, 0.3))
+    assert resolved.space.plrs.lr_max == (0.1, 0.3)
+    assert resolved.to_dict()["space"]["lr_max"] == [0.1, 0.3]  # what worker processes load
+    assert StudySpec.from_dict(resolved.to_dict()).space.plrs.lr_max == (0.1, 0.3)
+    assert spec.to_dict()["space"]["lr_max"] == "range-test"  # what the store compares
+    impossible = StudySpec.from_dict(
+        {
+            **_with("space", "lr_max", "range-test"),
+            "space": {"lr_max": "range-test", "lr_min": [5.0, 10.0]},
+        }
+    )
+    with pytest.raises(SpecError) as info:
+        impossible.with_lr_max((0.1, 0.3))
+    assert str(info.value) == (
+        "[space] lr_max: must not reach below lr_min (every lr_max needs an lr_min <= it): low end "
+        "of lr_max 0.1 < low end of lr_min 5. (lr_max [0.1, 0.3] from the LR range test)"
+    )
+
+
+def test_with_study_checks_the_change_and_keeps_the_rest() -> None:
+    spec = StudySpec.from_dict(VALID)
+    wider = spec.with_study(n_trials=9, workers=2)
+    assert (wider.n_trials, wider.workers, wider.to_dict()["study"]["n_trials"]) == (9, 2, 9)
+    assert wider.rules is spec.rules and wider.space is spec.space
+    with pytest.raises(SpecError, match=r"^\[study\] workers: must be >= 1 but got 0\.$"):
+        spec.with_study(workers=0)
+
+
+def test_a_study_builds_its_rules_once_and_checks_lr_max_once(write_study, monkeypatch) -> None:
+    """However many trials run, the file's values are checked where they are parsed, once."""
+    import prl_tune._checks
+    import prl_tune.space._plrs_space as plrs_space
+    from prl_tune.cli import main
+
+    built: list[StabilityRules] = []
+    checked: list[object] = []
+    post_init = StabilityRules.__post_init__
+    number_range = prl_tune._checks.number_range
+
+    def count_rules(self: StabilityRules) -> None:
+        built.append(self)
+        post_init(self)
+
+    def count_ranges(name: str, value: object, **kwargs: object) -> tuple[float, float]:
+        if name == "lr_max":
+            checked.append(value)
+        return number_range(name, value, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StabilityRules, "__post_init__", count_rules)
+    monkeypatch.setattr(plrs_space, "number_range", count_ranges)
+    path, _ = write_study(n_trials=3)
+    assert main(["tune", str(path), "--quiet"]) == 0
+    assert len(built) == 1
+    assert checked == [[0.01, 0.5]]
