@@ -1,4 +1,5 @@
-"""The Ray Tune host: ``InstabilityScheduler``, the rules and the memory as a ``TrialScheduler``.
+"""The Ray Tune host: ``InstabilityScheduler`` (the rules and the memory as a ``TrialScheduler``)
+and ``StudySearcher`` (trials proposed by, and recorded truthfully in, an Optuna study).
 
 Importing it needs Ray (the ``ray`` extra); a missing Ray is an ``ImportError`` that says so.
 """
@@ -8,6 +9,7 @@ from prl_tune._imports import import_optional
 import_optional("ray.tune", "ray")
 
 from prl_tune.hosts.ray._scheduler import UNSTABLE_KEY, InstabilityScheduler  # noqa: E402
+from prl_tune.hosts.ray._searcher import StudySearcher  # noqa: E402
 from prl_tune.stability import StopRecord  # noqa: E402
 
-__all__ = ["UNSTABLE_KEY", "InstabilityScheduler", "StopRecord"]
+__all__ = ["UNSTABLE_KEY", "InstabilityScheduler", "StopRecord", "StudySearcher"]

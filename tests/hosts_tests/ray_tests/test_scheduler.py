@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
 from fixtures import ray_trainables
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -18,15 +16,6 @@ from prl_tune.hosts.ray import StopRecord
 from prl_tune.stability import RangeRecord
 
 CHANCE = math.log(10)
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    # Trainables are shipped by value: the Ray workers do not have tests/ on their path.
-    ray.cloudpickle.register_pickle_by_value(ray_trainables)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 def _fit(
