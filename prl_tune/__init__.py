@@ -28,6 +28,8 @@ _EXPORTS: dict[str, str] = {
     "StudySpec": "prl_tune.config",
     "InstabilityPruner": "prl_tune.hosts.optuna",
     "InstabilityScheduler": "prl_tune.hosts.ray",
+    "StudySearcher": "prl_tune.hosts.ray",
+    "OptimizerConfig": "prl_tune.training",
     "StabilityRules": "prl_tune.stability",
     "range_test": "prl_tune.lr_finder",
     "load_spec": "prl_tune.config",
@@ -42,10 +44,12 @@ __all__ = [
     "InstabilityPruner",
     "InstabilityScheduler",
     "KneeLR",
+    "OptimizerConfig",
     "PLRSSpace",
     "SchedulerSpace",
     "SpecError",
     "StabilityRules",
+    "StudySearcher",
     "StudySpec",
     "TaskData",
     "TrainResult",
@@ -63,13 +67,14 @@ __all__ = [
 if TYPE_CHECKING:
     from prl_tune.config import SpecError, StudySpec, load_spec
     from prl_tune.hosts.optuna import InstabilityPruner, run_study
-    from prl_tune.hosts.ray import InstabilityScheduler
+    from prl_tune.hosts.ray import InstabilityScheduler, StudySearcher
     from prl_tune.lr_finder import range_test
     from prl_tune.schedulers import PLRS, SCHEDULER_NAMES, KneeLR, build_scheduler
     from prl_tune.space import PLRSSpace, SchedulerSpace
     from prl_tune.stability import StabilityRules
     from prl_tune.training import (
         EpochMetrics,
+        OptimizerConfig,
         TaskData,
         TrainResult,
         build_optimizer,
