@@ -179,6 +179,13 @@ def _boundary_lines(study: optuna.Study) -> list[str]:
             continue
         pairs = context if isinstance(context, tuple) else ()
         label = ", ".join(f"{k}={v}" for k, v in pairs) if pairs else "all trials"
+        if stable is not None and stable >= unstable:
+            # No single lr_max separates them (lr_min, or chance, decided): say so.
+            lines.append(
+                f"  stability overlap ({label}): unstable from lr_max {_fmt(unstable)}, yet "
+                f"stable up to lr_max {_fmt(stable)}: no lr_max boundary"
+            )
+            continue
         lines.append(
             f"  stability boundary ({label}): stable up to lr_max {_fmt(stable)}, "
             f"unstable from lr_max {_fmt(unstable)}"

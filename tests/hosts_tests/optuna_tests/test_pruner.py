@@ -164,3 +164,18 @@ def test_bad_arguments(kwargs: dict, error: type, fragment: str) -> None:
 
 def test_default_rules_are_the_stability_defaults() -> None:
     assert InstabilityPruner().rules == StabilityRules()
+
+
+def test_a_stable_trial_above_an_unstable_one_is_reported_as_an_overlap(tmp_path: Path) -> None:
+    from prl_tune.report import format_summary
+
+    study, _ = _study(tmp_path, InstabilityPruner())
+    _unstable_trial(study, 0.3, 0.349)
+    study.tell(_trial_with_range(study, 0.01, 0.552), 0.9)
+    assert list(stability_boundary(study).values()) == [(0.552, 0.349)]
+    lines = format_summary(study).splitlines()
+    assert (
+        "  stability overlap (scheduler=plrs): unstable from lr_max 0.349, yet stable up to "
+        "lr_max 0.552: no lr_max boundary" in lines
+    )
+    assert not any("stability boundary" in line for line in lines)
