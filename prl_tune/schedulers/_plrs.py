@@ -248,7 +248,10 @@ class PLRS(LRScheduler):
         self.last_epoch += 1
         lrs = self._next_lrs()
         for group, lr in zip(self.optimizer.param_groups, lrs):  # noqa: B905 (same length)
-            set_group_lr(group, lr)
+            if type(group["lr"]) is float:  # the hot path: no call for a plain float LR
+                group["lr"] = lr
+            else:
+                set_group_lr(group, lr)
         self._last_lr = lrs
 
     def get_last_lr(self) -> list[float]:  # type: ignore[override]
