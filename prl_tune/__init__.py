@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "load_spec": "prl_tune.config",
     "SpecError": "prl_tune.config",
     "run_study": "prl_tune.hosts.optuna",
+    "run_study_ray": "prl_tune.hosts.ray",
 }
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "load_task",
     "range_test",
     "run_study",
+    "run_study_ray",
     "select_device",
     "train",
 ]
@@ -67,7 +69,7 @@ __all__ = [
 if TYPE_CHECKING:
     from prl_tune.config import SpecError, StudySpec, load_spec
     from prl_tune.hosts.optuna import InstabilityPruner, run_study
-    from prl_tune.hosts.ray import InstabilityScheduler, StudySearcher
+    from prl_tune.hosts.ray import InstabilityScheduler, StudySearcher, run_study_ray
     from prl_tune.lr_finder import range_test
     from prl_tune.schedulers import PLRS, SCHEDULER_NAMES, KneeLR, build_scheduler
     from prl_tune.space import PLRSSpace, SchedulerSpace

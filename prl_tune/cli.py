@@ -6,10 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from prl_tune._imports import import_ray_tune
 from prl_tune._version import __version__
 from prl_tune.config import SpecError, load_spec, parse_override
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def _positive_int(text: str) -> int:
@@ -22,10 +24,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_ray_options(tune: argparse.ArgumentParser) -> None:
+    ray = tune.add_argument_group("Ray backend (override the [ray] section)")
+    ray.add_argument(
+        "--address", help="join this Ray cluster (HOST:PORT or auto; default RAY_ADDRESS or local)"
+    )
+    ray.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (fractions allowed)")
+    ray.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (0.25: 4 per card)")
+    ray.add_argument("--max-concurrent", type=_positive_int, help="most trials running at once")
+    ray.add_argument(
+        "--max-failures", type=int, help="restarts of a trial whose worker died (from checkpoint)"
+    )
+    ray.add_argument(
+        "--verbose", action="store_true", help="let Ray print its own banners, tables and warnings"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prl-tune",
-        description="Tune the probabilistic learning-rate scheduler (PLRS) with Optuna.",
+        description="Tune the probabilistic LR scheduler (PLRS) with Optuna or Ray Tune.",
     )
     parser.add_argument("--version", action="version", version=f"prl-tune {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -50,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="override one field of the study file (TOML value), e.g. --set task.epochs=2",
     )
     tune.add_argument("--quiet", action="store_true", help="print only the final summary")
+    tune.add_argument(
+        "--backend",
+        choices=("optuna", "ray"),
+        help="run trials in Optuna worker processes or on Ray Tune (overrides [study] backend)",
+    )
+    _add_ray_options(tune)
 
     finder = commands.add_parser(
         "range-test",
@@ -85,18 +109,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as exc:
         print(f"prl-tune: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(
+            "prl-tune: interrupted; the trials that were running are marked FAIL and re-run "
+            "when the same command is run again.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+
+
+_RAY_OPTIONS = ("address", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures")
 
 
 def _tune(args: argparse.Namespace) -> int:
     overrides = dict(parse_override(text) for text in args.overrides)
+    if args.backend is not None:
+        overrides["study.backend"] = args.backend
+    for option in _RAY_OPTIONS:
+        if getattr(args, option) is not None:
+            overrides[f"ray.{option}"] = getattr(args, option)
     spec = load_spec(args.study_file, overrides=overrides)
-    from prl_tune.hosts.optuna import run_study
     from prl_tune.report import format_summary
 
     stream = None if args.quiet else sys.stderr
-    study = run_study(
-        spec, n_trials=args.n_trials, workers=args.workers, storage=args.storage, stream=stream
-    )
+    if spec.study.backend == "ray":
+        try:
+            import_ray_tune()
+        except ImportError as exc:
+            raise SpecError(f"--backend ray: Ray Tune is missing. {exc}") from None
+        from prl_tune.hosts.ray import run_study_ray
+
+        study = run_study_ray(
+            spec, n_trials=args.n_trials, storage=args.storage, stream=stream, verbose=args.verbose
+        )
+    else:
+        from prl_tune.hosts.optuna import run_study
+
+        study = run_study(
+            spec, n_trials=args.n_trials, workers=args.workers, storage=args.storage, stream=stream
+        )
     if args.quiet:
         print(format_summary(study))
     return 0

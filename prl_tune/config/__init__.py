@@ -5,6 +5,7 @@ from prl_tune.config._spec import (
     METRICS,
     RANGE_TEST,
     PruningSettings,
+    RaySettings,
     SpecError,
     StudySettings,
     StudySpec,
@@ -13,13 +14,21 @@ from prl_tune.config._spec import (
     parse_override,
     spec_differences,
 )
-from prl_tune.config._trial import load_study_task, objective_value, run_range_test, train_trial
+from prl_tune.config._trial import (
+    LossRange,
+    load_study_task,
+    objective_value,
+    run_range_test,
+    train_trial,
+)
 
 __all__ = [
     "DEFAULT_STORAGE",
     "METRICS",
     "RANGE_TEST",
+    "LossRange",
     "PruningSettings",
+    "RaySettings",
     "SpecError",
     "StudySettings",
     "StudySpec",

@@ -28,8 +28,10 @@ from prl_tune._checks import (
     ArgumentTypeError,
     ArgumentValueError,
     choice,
+    flag,
     integer,
     known_keys,
+    real,
     text,
 )
 from prl_tune.space import PendingRangeTest, PLRSSpace, SchedulerSpace
@@ -39,7 +41,8 @@ from prl_tune.training import OptimizerConfig, check_device_name, resolve_task, 
 METRICS = MappingProxyType(
     {"val_accuracy": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
 )
-PRUNERS = ("none", "median", "hyperband")
+PRUNERS = ("none", "median", "hyperband", "asha")
+BACKENDS = ("optuna", "ray")
 RANGE_TEST = "range-test"
 SAMPLERS = ("tpe", "random")
 ALLOCATIONS = ("equal", "sampler")
@@ -63,6 +66,7 @@ class StudySettings:
     workers: int = 1
     seed: int = 0
     sampler: str = "tpe"
+    backend: str = "optuna"
 
     def __post_init__(self) -> None:
         text("name", self.name)
@@ -79,6 +83,7 @@ class StudySettings:
         integer("workers", self.workers, minimum=1)
         integer("seed", self.seed, minimum=0)
         choice("sampler", self.sampler, SAMPLERS)
+        choice("backend", self.backend, BACKENDS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +133,48 @@ class PruningSettings:
         choice("memory", self.memory, MEMORY_MODES)
 
 
+@dataclass(frozen=True, kw_only=True)
+class RaySettings:
+    """The ``[ray]`` section: where and how the Ray backend runs trials (run-time settings: a
+    study may change them, or its backend, between runs).
+
+    Args:
+        address: the cluster to join (``"auto"``, ``"HOST:PORT"`` of ``ray start --head``,
+            or ``"ray://HOST:PORT"``); ``None``: ``RAY_ADDRESS`` if set, else a local Ray.
+        cpus_per_trial: CPUs reserved per trial, ``> 0`` (fractions allowed); also the torch
+            threads of the trial.
+        gpus_per_trial: GPUs per trial, ``>= 0``; ``0.25`` puts four trials on one card.
+        max_concurrent: the most trials running at once; ``None``: as many as fit.
+        max_failures: times a trial whose worker died is restarted from its last checkpoint.
+        reuse_actors: run a trial in the process of a finished one (faster start-up).
+        storage_path: where Ray keeps trial folders and checkpoints (a local folder, or a
+            shared one / ``s3://`` URI for several nodes); ``None``: Ray's ``~/ray_results``.
+    """
+
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+    max_failures: int = 0
+    reuse_actors: bool = True
+    storage_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.address is not None and not text("address", self.address).strip():
+            raise ArgumentValueError("address", f"must not be empty but got {self.address!r}.")
+        cpus = real("cpus_per_trial", self.cpus_per_trial, low=0.0, low_open=True)
+        object.__setattr__(self, "cpus_per_trial", cpus)
+        gpus = real("gpus_per_trial", self.gpus_per_trial, low=0.0)
+        object.__setattr__(self, "gpus_per_trial", gpus)
+        integer("max_concurrent", self.max_concurrent, minimum=1, optional=True)
+        integer("max_failures", self.max_failures, minimum=0)
+        flag("reuse_actors", self.reuse_actors)
+        if self.storage_path is not None and not text("storage_path", self.storage_path).strip():
+            raise ArgumentValueError(
+                "storage_path", f"must not be empty but got {self.storage_path!r}."
+            )
+
+
 @contextmanager
 def _as_argument(name: str) -> Iterator[None]:
     """Give an ``ArgumentError`` raised inside the argument name ``name``."""
@@ -166,8 +213,11 @@ _LAYOUT: dict[str, dict[str, Any]] = {
         "allocation": "equal",
     },
     "pruning": {**_defaults(PruningSettings), "rules": True},
+    "ray": _defaults(RaySettings),
 }
 _REQUIRED = {"study": ("name", "n_trials"), "task": ("epochs",)}
+# Keys a study may change between runs (with all of ``[ray]``): where and how it runs.
+_RUN_TIME_STUDY_KEYS = ("n_trials", "workers", "storage", "backend")
 
 
 @dataclass(frozen=True)
@@ -189,6 +239,7 @@ class StudySpec:
         allocation: ``[space] allocation`` of trials to several schedulers.
         rules: ``[pruning] rules``.
         pruning: the rest of ``[pruning]``.
+        ray: ``[ray]``, the Ray backend's run-time settings.
         data: the canonical dict.
         source: where the spec came from, for messages.
     """
@@ -201,6 +252,7 @@ class StudySpec:
     allocation: str
     rules: StabilityRules
     pruning: PruningSettings
+    ray: RaySettings
     data: Mapping[str, Any] = field(repr=False)
     source: str = field(default="<dict>", compare=False)
 
@@ -249,11 +301,18 @@ class StudySpec:
 
     def with_study(self, **changes: Any) -> StudySpec:
         """A copy with fields of ``[study]`` changed (checked by ``StudySettings``)."""
-        with _section("study"):
-            study = dataclasses.replace(self.study, **changes)
+        return self._with_section("study", changes)
+
+    def with_ray(self, **changes: Any) -> StudySpec:
+        """A copy with fields of ``[ray]`` changed (checked by ``RaySettings``)."""
+        return self._with_section("ray", changes)
+
+    def _with_section(self, section: str, changes: Mapping[str, Any]) -> StudySpec:
+        with _section(section):
+            settings = dataclasses.replace(getattr(self, section), **changes)
         data = self.to_dict()
-        data["study"].update(changes)
-        return dataclasses.replace(self, study=study, data=data)
+        data[section].update(changes)
+        return dataclasses.replace(self, data=data, **{section: settings})
 
     def with_lr_max(self, lr_max: tuple[float, float]) -> StudySpec:
         """The spec with a concrete space for a pending range test's ``lr_max`` range."""
@@ -292,9 +351,21 @@ class StudySpec:
             space = _parse_space(space_fields)
             warmup = integer("warmup_steps", space_fields["warmup_steps"], minimum=0)
             allocation = choice("allocation", space_fields["allocation"], ALLOCATIONS)
+        with _section("ray"):
+            ray = RaySettings(**sections["ray"])
         canonical = json.loads(json.dumps(sections))
         return cls(
-            study, task, optimizer, space, warmup, allocation, rules, pruning, canonical, source
+            study,
+            task,
+            optimizer,
+            space,
+            warmup,
+            allocation,
+            rules,
+            pruning,
+            ray,
+            canonical,
+            source,
         )
 
 
@@ -416,9 +487,9 @@ def parse_override(text_: str) -> tuple[str, Any]:
 
 def spec_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """The fields that differ between two ``to_dict()`` forms, ignoring run-time-only keys."""
-    ignore = {("study", "n_trials"), ("study", "workers"), ("study", "storage")}
+    ignore = {("study", key) for key in _RUN_TIME_STUDY_KEYS}
     diffs = []
-    for section in sorted(set(stored) | set(current)):
+    for section in sorted((set(stored) | set(current)) - {"ray"}):
         a, b = stored.get(section, {}), current.get(section, {})
         for key in sorted(set(a) | set(b)):
             if (section, key) in ignore:

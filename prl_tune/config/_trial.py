@@ -14,6 +14,27 @@ if TYPE_CHECKING:
     from prl_tune.training import EpochMetrics, TaskData, TrainResult
 
 
+class LossRange:
+    """The running training loss at the first check (the first step's loss) and the highest;
+    ``observe`` is a ``train`` ``on_check`` callback."""
+
+    def __init__(self) -> None:
+        self.initial: float | None = None
+        self.peak = -math.inf
+
+    def observe(self, step: int, running_loss: float) -> None:
+        if self.initial is None:
+            self.initial = running_loss
+        if running_loss > self.peak or not math.isfinite(running_loss):
+            self.peak = running_loss
+
+    def attrs(self) -> dict[str, float]:
+        """``initial_loss`` and ``peak_loss`` (empty before the first check)."""
+        if self.initial is None:
+            return {}
+        return {"initial_loss": self.initial, "peak_loss": self.peak}
+
+
 def load_study_task(spec: StudySpec) -> TaskData:
     """The spec's task, seeded with the study's seed, on the spec's device."""
     from prl_tune.training import load_task
@@ -27,11 +48,14 @@ def train_trial(
     *,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
     on_check: Callable[[int, float], None] | None = None,
+    on_state: Callable[[EpochMetrics, dict[str, Any]], None] | None = None,
+    resume: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train the spec's task once with a decoded config ``{"scheduler": name, **params}``.
 
     Host-neutral: the Optuna objective and a Ray Tune trainable both call this. PLRS gets the
-    study's seed and ``[space] warmup_steps`` unless the config sets them.
+    study's seed and ``[space] warmup_steps`` unless the config sets them. ``on_state`` and
+    ``resume`` checkpoint and continue the run (see ``prl_tune.training.train``).
     """
     from prl_tune.training import train
 
@@ -51,6 +75,8 @@ def train_trial(
         stability=spec.rules,
         on_epoch=on_epoch,
         on_check=on_check,
+        on_state=on_state,
+        resume=resume,
     )
 
 

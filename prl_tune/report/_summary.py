@@ -11,6 +11,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from prl_tune.stability import describe_boundary
 from prl_tune.store import SPEC_ATTR, stability_boundary, trial_attrs
 
 if TYPE_CHECKING:
@@ -173,24 +174,9 @@ def format_summary(study: optuna.Study, *, top: int = 5) -> str:
 
 
 def _boundary_lines(study: optuna.Study) -> list[str]:
-    lines = []
-    for context, (stable, unstable) in sorted(stability_boundary(study).items(), key=str):
-        if unstable is None:
-            continue
-        pairs = context if isinstance(context, tuple) else ()
-        label = ", ".join(f"{k}={v}" for k, v in pairs) if pairs else "all trials"
-        if stable is not None and stable >= unstable:
-            # No single lr_max separates them (lr_min, or chance, decided): say so.
-            lines.append(
-                f"  stability overlap ({label}): unstable from lr_max {_fmt(unstable)}, yet "
-                f"stable up to lr_max {_fmt(stable)}: no lr_max boundary"
-            )
-            continue
-        lines.append(
-            f"  stability boundary ({label}): stable up to lr_max {_fmt(stable)}, "
-            f"unstable from lr_max {_fmt(unstable)}"
-        )
-    return lines
+    found = sorted(stability_boundary(study).items(), key=str)
+    lines = (describe_boundary(context, *pair) for context, pair in found)
+    return [f"  {line}" for line in lines if line is not None]
 
 
 def format_range_test(result: RangeTestResult, *, rows: int = 12) -> str:

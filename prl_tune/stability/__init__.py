@@ -7,6 +7,7 @@ from prl_tune.stability._memory import (
     MEMORY_MODES,
     RangeRecord,
     UnstableRangeMemory,
+    describe_boundary,
     lr_bounds,
     range_context,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "StopRecord",
     "UnstableRangeMemory",
     "Verdict",
+    "describe_boundary",
     "lr_bounds",
     "range_context",
 ]

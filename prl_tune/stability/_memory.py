@@ -138,3 +138,26 @@ class UnstableRangeMemory:
         stable = [r.lr_max for r in same if not r.unstable]
         unstable = [r.lr_max for r in same if r.unstable]
         return (max(stable) if stable else None, min(unstable) if unstable else None)
+
+
+def describe_boundary(
+    context: Hashable, stable: float | None, unstable: float | None
+) -> str | None:
+    """One line on what the memory learned for ``context``: the ``lr_max`` boundary, or an
+    overlap when a stable range reaches above an unstable one (then ``lr_min`` or chance, not
+    ``lr_max`` alone, decided, and no single ``lr_max`` separates them). ``None`` while no
+    range of the context proved unstable."""
+    if unstable is None:
+        return None
+    pairs = context if isinstance(context, tuple) else ()
+    label = ", ".join(f"{k}={v}" for k, v in pairs) if pairs else "all trials"
+    if stable is not None and stable >= unstable:
+        return (
+            f"stability overlap ({label}): unstable from lr_max {unstable:.4g}, yet stable up "
+            f"to lr_max {stable:.4g}: no lr_max boundary"
+        )
+    below = "-" if stable is None else f"{stable:.4g}"
+    return (
+        f"stability boundary ({label}): stable up to lr_max {below}, unstable from lr_max "
+        f"{unstable:.4g}"
+    )

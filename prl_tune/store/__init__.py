@@ -1,5 +1,12 @@
 """The store: an Optuna storage (SQLite by default) that both hosts write and reports read."""
 
+from prl_tune.store._running import (
+    OWNER_ATTR,
+    Heartbeat,
+    claim,
+    fail_orphans,
+    make_sampler,
+)
 from prl_tune.store._study import (
     RANGE_TEST_ATTR,
     SPEC_ATTR,
@@ -35,16 +42,21 @@ __all__ = [
     "CONSTRAINT_KEY",
     "HEARTBEAT_GRACE_S",
     "HEARTBEAT_INTERVAL_S",
+    "OWNER_ATTR",
     "RANGE_TEST_ATTR",
     "SPEC_ATTR",
     "SQLITE_BUSY_TIMEOUT_S",
     "VERDICT_PREFIX",
     "VERSION_ATTR",
+    "Heartbeat",
     "StorageError",
     "check_storage_url",
+    "claim",
     "counted_trials",
     "create_or_resume",
+    "fail_orphans",
     "json_float",
+    "make_sampler",
     "mark_unstable",
     "open_storage",
     "range_record",

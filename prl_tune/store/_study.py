@@ -26,9 +26,14 @@ VERSION_ATTR = "prl_tune.version"
 RANGE_TEST_ATTR = "prl_tune.range_test"
 
 
-def create_or_resume(spec: StudySpec) -> optuna.Study:
-    """Create the study in its storage, or load it after checking it has the same configuration."""
-    storage = open_storage(spec.storage)
+def create_or_resume(
+    spec: StudySpec, storage: optuna.storages.RDBStorage | None = None
+) -> optuna.Study:
+    """Create the study in its storage, or load it after checking it has the same configuration.
+
+    ``storage``: the storage already opened for ``spec.storage`` (default: open it).
+    """
+    storage = open_storage(spec.storage) if storage is None else storage
     current = spec.to_dict()
     try:
         study = optuna.load_study(study_name=spec.name, storage=storage)

@@ -70,9 +70,9 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     """Open (and create if needed) the Optuna storage at ``url``.
 
     SQLite files are switched to WAL journaling (readers never block the writer, and the
-    setting stays with the file) and get a long busy timeout so several worker processes can
-    share one file; a running trial records heartbeats so a crashed worker's trial is failed and
-    re-run on resume.
+    setting stays with the file) with ``synchronous=NORMAL`` and get a long busy timeout so
+    several worker processes can share one file; a running trial records heartbeats so a crashed
+    worker's trial is failed and re-run on resume.
     """
     check_storage_url(url)
     engine_kwargs: dict[str, Any] = {}
@@ -86,12 +86,25 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         engine_kwargs["pool_pre_ping"] = True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
+        storage = optuna.storages.RDBStorage(
             url,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=HEARTBEAT_INTERVAL_S,
             grace_period=HEARTBEAT_GRACE_S,
         )
+    if parsed.get_backend_name() == "sqlite":
+        # In WAL mode, NORMAL syncs at checkpoints instead of at every commit: a crashed
+        # process loses nothing, an OS crash or power cut at most the last commits (which a
+        # resumed study re-runs); the file is never corrupted. Each write takes half the time.
+        from sqlalchemy import event
+
+        event.listen(storage.engine, "connect", _sync_normal)
+        storage.engine.dispose()  # the connections made so far predate the listener
+    return storage
+
+
+def _sync_normal(connection: Any, record: Any) -> None:
+    connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def _enable_wal(path: Path) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,6 +53,15 @@ class _TensorBatches:
 
     def __len__(self) -> int:
         return -(-self.inputs.shape[0] // self.batch_size)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The shuffling generator's state (``None`` without shuffling), to resume a run."""
+        return {"generator": None if self._generator is None else self._generator.get_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`: the next passes draw the orders they would have drawn."""
+        if self._generator is not None and state["generator"] is not None:
+            self._generator.set_state(state["generator"])
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         count = self.inputs.shape[0]

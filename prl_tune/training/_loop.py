@@ -21,6 +21,7 @@ from prl_tune.training._optim import OPTIMIZER_NAMES, OptimizerConfig
 from prl_tune.training._taskdata import TaskData
 
 _TAIL_LENGTH = 32
+_RUN_STATE_VERSION = 1
 _DIRECTIONS = ("maximize", "minimize")
 
 
@@ -249,6 +250,8 @@ def train(
     stability: StabilityRules | None = None,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
     on_check: Callable[[int, float], None] | None = None,
+    on_state: Callable[[EpochMetrics, dict[str, Any]], None] | None = None,
+    resume: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``task.model`` for ``epochs`` epochs under a learning-rate scheduler.
 
@@ -303,6 +306,15 @@ def train(
             the last step done and the smoothed training loss (``nan`` while no step loss was
             finite); not called at the check that stops the run. Exceptions propagate
             unchanged.
+        on_state: Called after each epoch, before ``on_epoch``, as ``on_state(metrics,
+            state)``: ``state`` is everything needed to continue the run from the end of that
+            epoch (model, optimizer, scheduler (PLRS: its generator), the stability monitor,
+            the history, the torch RNG and the training loader's shuffling state), as a dict
+            ``torch.save`` can write. Save it to checkpoint the run.
+        resume: A ``state`` from ``on_state`` of a run with the same task, scheduler,
+            optimizer, rules and seed: training continues at the next epoch, and the rest of
+            the run (LRs drawn, batches, losses) is the one the uninterrupted run would have
+            had. The task's model is built as usual and then overwritten by the state.
 
     Raises:
         ValueError: An argument out of range, ``check_every`` different from
@@ -330,7 +342,9 @@ def train(
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
         run = _Run(task, resolved, config, rules, on_check)
-        return run.run(epochs, scheduler, scheduler_params, steps_per_epoch, on_epoch)
+        return run.run(
+            epochs, scheduler, scheduler_params, steps_per_epoch, on_epoch, on_state, resume
+        )
 
 
 class _Run:
@@ -362,6 +376,8 @@ class _Run:
         scheduler_params: Mapping[str, Any],
         steps_per_epoch: int,
         on_epoch: Callable[[EpochMetrics], None] | None,
+        on_state: Callable[[EpochMetrics, dict[str, Any]], None] | None = None,
+        resume: Mapping[str, Any] | None = None,
     ) -> TrainResult:
         sched = build_scheduler(
             scheduler,
@@ -371,8 +387,10 @@ class _Run:
             **scheduler_params,
         )
         history: list[EpochMetrics] = []
+        if resume is not None:
+            history = self.load_state_dict(resume, sched)
         self.model.train()
-        for epoch in range(1, epochs + 1):
+        for epoch in range(len(history) + 1, epochs + 1):
             started = time.perf_counter()
             try:
                 train_loss, lrs = self._train_epoch(sched)
@@ -396,9 +414,57 @@ class _Run:
             if verdict is not None:
                 return self._result(history, verdict)
             history.append(metrics)
+            if on_state is not None:
+                on_state(metrics, self.state_dict(sched, history))
             if on_epoch is not None:
                 on_epoch(metrics)
         return self._result(history, None)
+
+    def state_dict(
+        self, sched: torch.optim.lr_scheduler.LRScheduler, history: list[EpochMetrics]
+    ) -> dict[str, Any]:
+        """Everything needed to continue this run after the last epoch of ``history``."""
+        state: dict[str, Any] = {
+            "version": _RUN_STATE_VERSION,
+            "epoch": len(history),
+            "step": self.step,
+            "history": [m.as_dict() for m in history],
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": sched.state_dict(),
+            "monitor": self.monitor.stability.state_dict(),
+            "loss_tail": list(self.monitor.loss_tail),
+            "lr_tail": list(self.monitor.lr_tail),
+            "torch_rng": torch.get_rng_state(),
+            "loader": _loader_state(self.task.train_loader),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(
+        self, state: Mapping[str, Any], sched: torch.optim.lr_scheduler.LRScheduler
+    ) -> list[EpochMetrics]:
+        """Restore a :meth:`state_dict`; returns the history of the epochs it covers."""
+        if not isinstance(state, Mapping) or state.get("version") != _RUN_STATE_VERSION:
+            raise ArgumentValueError(
+                "resume",
+                f"must be a state from on_state (version {_RUN_STATE_VERSION}) but got "
+                f"{type(state).__name__} with version "
+                f"{state.get('version') if isinstance(state, Mapping) else None!r}.",
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        self.monitor.stability.load_state_dict(state["monitor"])
+        self.monitor.loss_tail.extend(state["loss_tail"])
+        self.monitor.lr_tail.extend(state["lr_tail"])
+        self.step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        _load_loader_state(self.task.train_loader, state["loader"])
+        return [EpochMetrics(**m) for m in state["history"]]
 
     def _train_epoch(
         self, sched: torch.optim.lr_scheduler.LRScheduler
@@ -463,3 +529,27 @@ class _Run:
             lr_tail=list(self.monitor.lr_tail),
             loss_tail=list(self.monitor.loss_tail),
         )
+
+
+def _loader_state(loader: object) -> Any:
+    """The shuffling state of a training loader: its own ``state_dict()`` when it has one
+    (prl_tune's built-in loaders, torchdata's ``StatefulDataLoader``), else the state of its
+    ``generator`` (a ``torch.utils.data.DataLoader`` given one), else ``None`` (a loader that
+    draws from the global torch RNG, whose state is saved separately)."""
+    state_dict = getattr(loader, "state_dict", None)
+    if callable(state_dict):
+        return {"state_dict": state_dict()}
+    generator = getattr(loader, "generator", None)
+    if isinstance(generator, torch.Generator):
+        return {"generator": generator.get_state()}
+    return None
+
+
+def _load_loader_state(loader: object, state: Any) -> None:
+    """Restore what :func:`_loader_state` saved."""
+    if state is None:
+        return
+    if "state_dict" in state:
+        loader.load_state_dict(state["state_dict"])  # type: ignore[attr-defined]
+    else:
+        loader.generator.set_state(state["generator"])  # type: ignore[attr-defined]

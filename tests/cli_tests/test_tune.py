@@ -176,7 +176,7 @@ BAD = [
     ('schedulers = ["plrs"]', 'schedulers = ["plrs", "cyclic"]', "[space] schedulers:"),
     ("n_trials = 2", "n_trials = 0", "[study] n_trials: must be >= 1 but got 0"),
     ("epochs = 1", 'epochs = "1"', "[task] epochs: must be an integer"),
-    ("seed = 0", 'seed = 0\n[pruning]\nbase = "asha"', "[pruning] base:"),
+    ("seed = 0", 'seed = 0\n[pruning]\nbase = "successive"', "[pruning] base:"),
 ]
 
 

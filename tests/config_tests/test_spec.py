@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from prl_tune.config import SpecError, StudySpec, load_spec, parse_override
+from prl_tune.config import SpecError, StudySpec, load_spec, parse_override, spec_differences
 from prl_tune.space import PendingRangeTest
 from prl_tune.stability import StabilityRules
 
@@ -83,7 +83,7 @@ def test_every_study_file_in_the_repo_is_valid() -> None:
         (_with("space", "lr_min", [0.5, 0.9]), "[space] lr_max: must not reach below lr_min"),
         (_with("space", "lr_min_ratio", [0.0, 2.0]), "[space] lr_min_ratio"),
         (_with("space", "schedulers", ["plrs", "sgdr"]), "[space] schedulers: each must be one"),
-        (_with("pruning", "base", "asha"), "[pruning] base: must be one of"),
+        (_with("pruning", "base", "successive"), "[pruning] base: must be one of"),
         (_with("pruning", "reduction_factor", 1), "[pruning] reduction_factor: must be >= 2"),
         (_with("pruning", "memory", "always"), "[pruning] memory: must be one of"),
         (_with("pruning", "rules", "yes"), "[pruning] rules: must be true, false or a table"),
@@ -98,6 +98,15 @@ def test_every_study_file_in_the_repo_is_valid() -> None:
             "[space] lr_max: must be a [low, high] list, a number or",
         ),
         ({**VALID, "extra": {}}, "[extra]: unknown section"),
+        (_with("study", "backend", "dask"), "[study] backend: must be one of ['optuna', 'ray']"),
+        (_with("ray", "cpus_per_trial", 0), "[ray] cpus_per_trial: must be a finite number > 0"),
+        (_with("ray", "gpus_per_trial", -0.5), "[ray] gpus_per_trial: must be a finite number >="),
+        (_with("ray", "gpus_per_trial", "1"), "[ray] gpus_per_trial: must be a finite number"),
+        (_with("ray", "max_concurrent", 0), "[ray] max_concurrent: must be >= 1"),
+        (_with("ray", "max_failures", -1), "[ray] max_failures: must be >= 0"),
+        (_with("ray", "reuse_actors", "yes"), "[ray] reuse_actors: must be a bool"),
+        (_with("ray", "address", " "), "[ray] address: must not be empty"),
+        (_with("ray", "workers", 2), "[ray] workers: unknown key"),
         ({k: v for k, v in VALID.items() if k != "task"}, "[task]: required section is missing"),
     ],
 )
@@ -201,3 +210,31 @@ def test_a_study_builds_its_rules_once_and_checks_lr_max_once(write_study, monke
     assert main(["tune", str(path), "--quiet"]) == 0
     assert len(built) == 1
     assert checked == [[0.01, 0.5]]
+
+
+def test_ray_section_defaults_and_changes() -> None:
+    spec = StudySpec.from_dict(VALID)
+    assert spec.study.backend == "optuna"
+    assert (spec.ray.address, spec.ray.cpus_per_trial, spec.ray.gpus_per_trial) == (None, 1.0, 0.0)
+    assert (spec.ray.max_concurrent, spec.ray.max_failures, spec.ray.reuse_actors) == (
+        None,
+        0,
+        True,
+    )
+    changed = spec.with_ray(gpus_per_trial=0.25, max_concurrent=4)
+    assert changed.ray.gpus_per_trial == 0.25 and changed.to_dict()["ray"]["max_concurrent"] == 4
+    assert spec.ray.max_concurrent is None  # the original is untouched
+    with pytest.raises(SpecError, match=r"^\[ray\] cpus_per_trial: must be a finite number > 0"):
+        spec.with_ray(cpus_per_trial=-1)
+
+
+def test_where_and_how_a_study_runs_may_change_between_runs() -> None:
+    stored = StudySpec.from_dict(VALID).to_dict()
+    moved = _with("study", "backend", "ray")
+    moved["ray"] = {"address": "10.0.0.1:6379", "cpus_per_trial": 2, "max_concurrent": 3}
+    assert spec_differences(stored, StudySpec.from_dict(moved).to_dict()) == []
+    old = {section: dict(v) for section, v in stored.items() if section != "ray"}
+    old["study"].pop("backend")  # a study stored before the Ray backend existed
+    assert spec_differences(old, StudySpec.from_dict(VALID).to_dict()) == []
+    other = StudySpec.from_dict(_with("task", "epochs", 3)).to_dict()
+    assert spec_differences(stored, other) == ["[task] epochs: stored 2, now 3"]

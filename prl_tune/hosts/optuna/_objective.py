@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from prl_tune.config import objective_value, train_trial
+from prl_tune.config import LossRange, objective_value, train_trial
 from prl_tune.hosts.optuna._pruner import InstabilityPruner
 from prl_tune.space import SchedulerSpace
 from prl_tune.stability import StopRecord
@@ -16,25 +15,6 @@ from prl_tune.store import json_float, mark_unstable
 if TYPE_CHECKING:
     from prl_tune.config import StudySpec
     from prl_tune.training import EpochMetrics, TrainResult
-
-
-class _LossRange:
-    """The running training loss at the first check (the first step's loss) and the highest."""
-
-    def __init__(self) -> None:
-        self.initial: float | None = None
-        self.peak = -math.inf
-
-    def observe(self, step: int, running_loss: float) -> None:
-        if self.initial is None:
-            self.initial = running_loss
-        if running_loss > self.peak or not math.isfinite(running_loss):
-            self.peak = running_loss
-
-    def record(self, trial: optuna.Trial) -> None:
-        if self.initial is not None:
-            trial.set_user_attr("initial_loss", json_float(self.initial))
-            trial.set_user_attr("peak_loss", json_float(self.peak))
 
 
 class _Reporter:
@@ -81,6 +61,7 @@ def optuna_objective(spec: StudySpec, trial: optuna.Trial) -> float:
         raise TypeError("spec.space must be resolved (resolve_lr_max) before trials run.")
     config = spec.space.suggest(trial)
     trial.set_user_attr("seed", spec.seed)
+    trial.set_user_attr("backend", "optuna")
     pruner = trial.study.pruner
     blocker = (
         pruner.memory_blocker(trial.study, trial) if isinstance(pruner, InstabilityPruner) else None
@@ -90,11 +71,12 @@ def optuna_objective(spec: StudySpec, trial: optuna.Trial) -> float:
         mark_unstable(trial, stop)
         trial.set_user_attr("steps", 0)
         raise optuna.TrialPruned(stop.reason)
-    losses = _LossRange()
+    losses = LossRange()
     try:
         result = train_trial(spec, config, on_epoch=_Reporter(spec, trial), on_check=losses.observe)
     finally:  # also when a pruner stops the trial from on_epoch
-        losses.record(trial)
+        for key, value in losses.attrs().items():
+            trial.set_user_attr(key, json_float(value))
     trial.set_user_attr("steps", result.steps)
     if result.diverged:
         _record_divergence(trial, result)

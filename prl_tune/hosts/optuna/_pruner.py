@@ -10,7 +10,7 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
-from prl_tune._checks import ArgumentTypeError, choice
+from prl_tune._checks import ArgumentTypeError, choice, flag
 from prl_tune.stability import (
     MEMORY_MODES,
     RangeRecord,
@@ -65,6 +65,11 @@ class InstabilityPruner(BasePruner):
         rules_on_reports: apply the rules to reported values; default ``None`` means "when the
             study minimizes". prl_tune's own training loop applies the rules to the per-step
             training loss itself and passes ``False``.
+        memory_on_reports: also check the memory at every report (default ``True``), which
+            stops a running trial once a concurrent one proves a range it dominates unstable;
+            each check reads the study's trials. With a single worker no record can appear
+            while a trial runs, so prl_tune's runner checks the memory only before training
+            and passes ``False``.
     """
 
     def __init__(
@@ -74,6 +79,7 @@ class InstabilityPruner(BasePruner):
         rules: StabilityRules | None = None,
         memory: str = "dominance",
         rules_on_reports: bool | None = None,
+        memory_on_reports: bool = True,
     ) -> None:
         if base is not None and not isinstance(base, BasePruner):
             raise ArgumentTypeError("base", f"must be an optuna pruner or None but got {base!r}.")
@@ -87,6 +93,7 @@ class InstabilityPruner(BasePruner):
         self.rules = rules if rules is not None else StabilityRules()
         self.memory = choice("memory", memory, MEMORY_MODES)
         self.rules_on_reports = rules_on_reports
+        self.memory_on_reports = flag("memory_on_reports", memory_on_reports)
         self._decisions: dict[_Decided, StopRecord] = {}
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -117,7 +124,7 @@ class InstabilityPruner(BasePruner):
         return memory.blocker(own.lr_min, own.lr_max, own.context)
 
     def _unstable(self, study: optuna.Study, trial: FrozenTrial) -> StopRecord | None:
-        blocker = self.memory_blocker(study, trial)
+        blocker = self.memory_blocker(study, trial) if self.memory_on_reports else None
         if blocker is not None:
             return StopRecord.by_memory(blocker)
         apply = self.rules_on_reports
@@ -142,10 +149,20 @@ def make_pruner(spec: StudySpec) -> InstabilityPruner:
         base = optuna.pruners.MedianPruner(
             n_startup_trials=settings.n_startup_trials, n_warmup_steps=settings.n_warmup_steps
         )
+    elif settings.base == "asha":  # Optuna's successive halving is asynchronous (ASHA)
+        base = optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=settings.min_resource, reduction_factor=settings.reduction_factor
+        )
     elif settings.base == "hyperband":
         base = optuna.pruners.HyperbandPruner(
             min_resource=settings.min_resource,
             max_resource=spec.task.epochs,
             reduction_factor=settings.reduction_factor,
         )
-    return InstabilityPruner(base, rules=spec.rules, memory=settings.memory, rules_on_reports=False)
+    return InstabilityPruner(
+        base,
+        rules=spec.rules,
+        memory=settings.memory,
+        rules_on_reports=False,
+        memory_on_reports=spec.workers > 1,
+    )

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import sys
-import threading
-import time
 import traceback
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from typing import IO, Any
 
 import optuna
@@ -22,9 +20,12 @@ from prl_tune.hosts.optuna._pruner import make_pruner
 from prl_tune.report import Progress, format_summary
 from prl_tune.space import PendingRangeTest
 from prl_tune.store import (
-    HEARTBEAT_INTERVAL_S,
+    Heartbeat,
+    claim,
     counted_trials,
     create_or_resume,
+    fail_orphans,
+    make_sampler,
     open_storage,
     resolve_lr_max,
 )
@@ -82,36 +83,14 @@ def _say(stream: IO[str] | None, message: str, spec: StudySpec) -> None:
         print(message.format(task=spec.task.name), file=stream, flush=True)
 
 
-def make_sampler(spec: StudySpec, worker: int) -> optuna.samplers.BaseSampler:
-    """The study's sampler, seeded per worker so parallel workers do not propose the same point."""
-    seed = spec.seed + 1000 * worker
-    if spec.study.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    startup = max(2, min(10, spec.n_trials // 3))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # group=True
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=startup,
-            multivariate=True,
-            group=len(spec.schedulers) > 1,
-            constant_liar=spec.workers > 1,
-        )
-
-
 def _work(spec: StudySpec, worker: int, lock: Any, progress: Progress | None) -> None:
     """One worker: ask for trials under the lock until the budget is used, run, tell."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(spec.storage)
-    study = optuna.load_study(
-        study_name=spec.name,
-        storage=storage,
-        sampler=make_sampler(spec, worker),
-        pruner=make_pruner(spec),
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    study = optuna.load_study(study_name=spec.name, storage=storage, pruner=make_pruner(spec))
+    done = len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(spec, worker, concurrent=spec.workers > 1, done=done)
+    fail_orphans(study)
     study_id = storage.get_study_id_from_name(spec.name)
     while True:
         with lock if lock is not None else nullcontext():
@@ -124,12 +103,19 @@ def _work(spec: StudySpec, worker: int, lock: Any, progress: Progress | None) ->
                 study.enqueue_trial({"scheduler": schedulers[used % len(schedulers)]})
             with warnings.catch_warnings():
                 # Optuna's heartbeats are meant for Study.optimize; ask/tell has no public hook,
-                # so this loop beats itself (_heartbeat) and stale trials are failed all the same.
+                # so this loop beats itself (Heartbeat) and stale trials are failed all the same.
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
                 trial = study.ask()
+                claim(trial)
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        with _heartbeat(storage, trial_id, trial.number):
-            state, value = _run_trial(spec, trial)
+        with Heartbeat(storage) as beat:
+            beat.add(trial_id)
+            try:
+                state, value = _run_trial(spec, trial)
+            except KeyboardInterrupt:
+                trial.set_user_attr("fail_reason", "interrupted (Ctrl-C) while it ran")
+                study.tell(trial, state=TrialState.FAIL)
+                raise
         study.tell(trial, value, state=state)
         if progress is not None:
             progress.update(study)
@@ -150,35 +136,56 @@ def _run_trial(spec: StudySpec, trial: optuna.Trial) -> tuple[TrialState, float 
     return TrialState.COMPLETE, value
 
 
-@contextmanager
-def _heartbeat(storage: optuna.storages.RDBStorage, trial_id: int, number: int) -> Iterator[None]:
-    """Beat for a running trial every ``HEARTBEAT_INTERVAL_S`` until the block ends."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.is_set():
-            storage.record_heartbeat(trial_id)
-            stop.wait(HEARTBEAT_INTERVAL_S)
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{number}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
 def _worker_main(spec_dict: dict[str, Any], source: str, worker: int, lock: Any) -> None:
     import torch
 
     spec = StudySpec.from_dict(spec_dict, source=source)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // spec.workers))
+    torch.set_num_threads(_worker_threads(spec.workers))
     _work(spec, worker, lock, None)
 
 
+# Imported once by the fork server, so each worker starts without re-importing them (torch's
+# optimizers load torch._dynamo on first use).
+_PRELOAD = [
+    "torch",
+    "torch._dynamo",
+    "optuna",
+    "sklearn.datasets",
+    "sklearn.model_selection",
+    "prl_tune.hosts.optuna._runner",
+]
+
+
+def _worker_threads(workers: int) -> int:
+    """Torch threads per worker process: the machine's cores shared out."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _worker_context(workers: int) -> Any:
+    """How worker processes start, the fastest way that is safe.
+
+    - ``fork`` (Linux) when each worker runs one torch thread and this process has not
+      initialized CUDA: the worker inherits the imported modules and loaded data and starts at
+      once. A forked child that runs OpenMP with more than one thread after its parent did can
+      hang, so not otherwise.
+    - else a fork server that has imported the heavy modules once, itself never running torch;
+    - ``spawn`` where neither exists (Windows).
+    """
+    import torch
+
+    methods = multiprocessing.get_all_start_methods()
+    single = _worker_threads(workers) == 1 and not torch.cuda.is_initialized()
+    if sys.platform == "linux" and single and "fork" in methods:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)
+        return context
+    return multiprocessing.get_context("spawn")
+
+
 def _run_processes(spec: StudySpec, progress: Progress) -> None:
-    context = multiprocessing.get_context("spawn")
+    context = _worker_context(spec.workers)
     lock = context.Lock()
     processes = [
         context.Process(
@@ -192,12 +199,18 @@ def _run_processes(spec: StudySpec, progress: Progress) -> None:
         process.start()
     study = optuna.load_study(study_name=spec.name, storage=open_storage(spec.storage))
     try:
-        while any(p.is_alive() for p in processes):
+        alive = list(processes)
+        while alive:
             progress.update(study)
-            time.sleep(1.0)
+            # Wake up at a worker's exit, or after a second to print progress.
+            multiprocessing.connection.wait([p.sentinel for p in alive], timeout=1.0)
+            alive = [p for p in alive if p.is_alive()]
     except KeyboardInterrupt:
         for process in processes:
             process.terminate()
+        for process in processes:
+            process.join()
+        fail_orphans(study)  # the trials the workers were running
         raise
     finally:
         for process in processes:

@@ -21,6 +21,7 @@ from prl_tune.stability import (
     StabilityRules,
     StopRecord,
     UnstableRangeMemory,
+    describe_boundary,
     lr_bounds,
     range_context,
 )
@@ -113,6 +114,8 @@ class InstabilityScheduler(TrialScheduler):
         self.loss = loss
         self.chance_loss = real("chance_loss", chance_loss, low=0.0, low_open=True, optional=True)
         self.stopped: dict[str, StopRecord] = {}
+        #: The error text of each trial that raised, by Ray trial id.
+        self.errors: dict[str, str] = {}
         self._monitors: dict[str, StabilityMonitor] = {}
         self._reports: dict[str, int] = {}
 
@@ -133,6 +136,7 @@ class InstabilityScheduler(TrialScheduler):
         self.base.on_trial_add(tune_controller, trial)
 
     def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        self.errors[trial.trial_id] = _error_text(trial)
         self._forget_monitor(trial)
         self.base.on_trial_error(tune_controller, trial)
 
@@ -189,10 +193,15 @@ class InstabilityScheduler(TrialScheduler):
     def debug_string(self) -> str:
         by_rules = sum(r.pruned_by == "rules" for r in self.stopped.values())
         by_memory = len(self.stopped) - by_rules
-        return (
-            f"{self.base.debug_string()}\nprl_tune: {by_rules} trials stopped as unstable, "
-            f"{by_memory} blocked by the memory."
-        )
+        lines = [
+            self.base.debug_string(),
+            f"prl_tune: {by_rules} trials stopped as unstable, {by_memory} blocked by the memory.",
+        ]
+        for context, pair in sorted(self.boundary().items(), key=str):
+            line = describe_boundary(context, *pair)
+            if line is not None:
+                lines.append(f"prl_tune: {line}")
+        return "\n".join(lines)
 
     def save(self, checkpoint_path: str) -> None:
         """Save the memory and the monitors next to the base scheduler's checkpoint."""
@@ -265,7 +274,10 @@ class InstabilityScheduler(TrialScheduler):
     ) -> dict[Hashable, tuple[float | None, float | None]]:
         """Per context: ``(largest stable lr_max, smallest unstable lr_max)`` seen so far.
 
-        With ``config``, only the context of that config.
+        The pair is a boundary only when the stable value is below the unstable one; a stable
+        range above an unstable one is an overlap (``lr_min`` decided, not ``lr_max``), which
+        :meth:`debug_string` and the study summary report as such. With ``config``, only the
+        context of that config.
         """
         contexts = {r.context for r in self.memory.records}
         if config is not None:
@@ -335,6 +347,17 @@ def _losses(value: object) -> list[float]:
     if tolist is not None:
         return _losses(tolist())
     return []
+
+
+def _error_text(trial: Trial) -> str:
+    """The last line of the error a trial raised, ``Type: message`` (Ray writes its traceback
+    to the trial's ``error.txt``)."""
+    try:
+        text_ = Path(trial.error_file).read_text() if trial.error_file else ""
+    except OSError:
+        text_ = ""
+    lines = [line.strip() for line in text_.splitlines() if line.strip()]
+    return lines[-1] if lines else "the trial raised (no error file)"
 
 
 def _trial_number(trial: Trial) -> int | None:

@@ -12,7 +12,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from prl_tune._checks import ArgumentTypeError, ArgumentValueError, integer, text
+from prl_tune._checks import ArgumentTypeError, ArgumentValueError, choice, integer, text
 from prl_tune.hosts.ray._scheduler import UNSTABLE_KEY, InstabilityScheduler
 from prl_tune.space import PLRSSpace, SchedulerSpace
 from prl_tune.stability import StopRecord
@@ -67,6 +67,8 @@ class StudySearcher(Searcher):
             recorded and whose memory is seeded from the study.
         iteration_key: the result key that counts a trial's results (default
             ``"training_iteration"``, which Ray adds).
+        value_key: the result key whose last value is a COMPLETE trial's value (default: the
+            metric), e.g. a best-so-far value the trainable reports.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class StudySearcher(Searcher):
         max_iterations: int | None = None,
         scheduler: InstabilityScheduler | None = None,
         iteration_key: str = "training_iteration",
+        value_key: str | None = None,
     ) -> None:
         if not isinstance(study, optuna.Study):
             raise ArgumentTypeError("study", f"must be an optuna.Study but got {study!r}.")
@@ -99,10 +102,45 @@ class StudySearcher(Searcher):
         self.max_iterations = integer("max_iterations", max_iterations, minimum=1, optional=True)
         self.scheduler = scheduler
         self.iteration_key = text("iteration_key", iteration_key)
+        self.value_key = None if value_key is None else text("value_key", value_key)
         self._trials: dict[str, optuna.Trial] = {}
         self._reported: dict[str, set[int]] = {}
         if scheduler is not None:
             scheduler.memory.records.extend(r for r in study_records(study) if r.unstable)
+
+    @classmethod
+    def from_storage(
+        cls,
+        storage: str | optuna.storages.BaseStorage,
+        study_name: str,
+        space: PLRSSpace | SchedulerSpace,
+        *,
+        direction: str = "maximize",
+        sampler: optuna.samplers.BaseSampler | None = None,
+        **kwargs: Any,
+    ) -> StudySearcher:
+        """A searcher on the study ``study_name`` in ``storage``, created if it does not exist.
+
+        ``storage`` is a storage URL (opened with prl_tune's settings: SQLite in WAL mode with
+        a long busy timeout, heartbeats) or an Optuna ``BaseStorage``; the other keywords are
+        the constructor's.
+        """
+        from prl_tune.store import open_storage
+
+        if isinstance(storage, str):
+            storage = open_storage(storage)
+        elif not isinstance(storage, optuna.storages.BaseStorage):
+            raise ArgumentTypeError(
+                "storage", f"must be a storage URL or an optuna BaseStorage but got {storage!r}."
+            )
+        study = optuna.create_study(
+            storage=storage,
+            study_name=text("study_name", study_name),
+            direction=choice("direction", direction, ("maximize", "minimize")),
+            sampler=sampler,
+            load_if_exists=True,
+        )
+        return cls(study, space, **kwargs)
 
     @staticmethod
     def _check_mode(study: optuna.Study, mode: str | None) -> None:
@@ -179,8 +217,9 @@ class StudySearcher(Searcher):
         self, trial_id: str, trial: optuna.Trial, result: Mapping[str, Any], error: bool
     ) -> tuple[TrialState, float | None]:
         if error:
+            known = self.scheduler.errors.get(trial_id) if self.scheduler is not None else None
             trial.set_user_attr(
-                "error", "the trial raised; its error file is in Ray's trial folder"
+                "error", known or "the trial raised; its error file is in Ray's trial folder"
             )
             return TrialState.FAIL, None
         stop = self.scheduler.stopped.get(trial_id) if self.scheduler is not None else None
@@ -210,6 +249,11 @@ class StudySearcher(Searcher):
                 "prune_reason", f"stopped by the scheduler after {iteration} results"
             )
             return TrialState.PRUNED, None
+        if self.value_key is not None:
+            value = _number(result.get(self.value_key))
+            if value is None:
+                trial.set_user_attr("error", f"the last result has no number {self.value_key!r}")
+                return TrialState.FAIL, None
         if not math.isfinite(value):
             trial.set_user_attr("error", f"objective value is {value}")
             return TrialState.FAIL, None

@@ -179,3 +179,19 @@ def test_a_stable_trial_above_an_unstable_one_is_reported_as_an_overlap(tmp_path
         "lr_max 0.552: no lr_max boundary" in lines
     )
     assert not any("stability boundary" in line for line in lines)
+
+
+def test_pruning_base_asha_is_optunas_successive_halving() -> None:
+    from prl_tune.config import StudySpec
+    from prl_tune.hosts.optuna import make_pruner
+
+    spec = StudySpec.from_dict(
+        {
+            "study": {"name": "s", "n_trials": 3},
+            "task": {"epochs": 9},
+            "pruning": {"base": "asha", "min_resource": 2, "reduction_factor": 4},
+        }
+    )
+    pruner = make_pruner(spec)
+    assert isinstance(pruner.base, optuna.pruners.SuccessiveHalvingPruner)
+    assert pruner.base._min_resource == 2 and pruner.base._reduction_factor == 4

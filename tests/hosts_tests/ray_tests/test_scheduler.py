@@ -176,3 +176,18 @@ def test_the_memory_and_monitors_survive_save_and_restore(tmp_path: Path) -> Non
     assert again.stopped == scheduler.stopped
     assert again.blocker({"lr_min": 1.5, "lr_max": 2.5}) is not None
     assert again.blocker({"lr_min": 0.5, "lr_max": 2.5}) is None
+
+
+def test_debug_string_reports_an_overlap_as_an_overlap() -> None:
+    from prl_tune.stability import RangeRecord
+
+    scheduler = InstabilityScheduler()
+    context = scheduler.lr_range({"lr_min": 0.1, "lr_max": 0.2})[2]  # type: ignore[index]
+    scheduler.memory.add(RangeRecord(0.01, 0.349, True, context, 1))
+    scheduler.memory.add(RangeRecord(0.5, 0.552, False, context, 2))
+    text = scheduler.debug_string()
+    assert "stability overlap" in text and "no lr_max boundary" in text
+    assert "stability boundary" not in text
+    scheduler.memory.records.pop()
+    scheduler.memory.add(RangeRecord(0.1, 0.2, False, context, 3))
+    assert "stable up to lr_max 0.2, unstable from lr_max 0.349" in scheduler.debug_string()

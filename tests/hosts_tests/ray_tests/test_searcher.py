@@ -180,4 +180,20 @@ def test_a_tuner_run_records_every_trial_truthfully(local_ray: None, tmp_path: P
     assert learned.value == learned.intermediate_values[2] > 0.5
     assert blocked.user_attrs["pruned_by"] == "memory"
     assert blocked.intermediate_values == {}
-    assert crashed.user_attrs["error"].startswith("the trial raised")
+    assert crashed.user_attrs["error"] == "RuntimeError: a trial whose code raises"
+
+
+@pytest.mark.parametrize("as_url", [True, False], ids=["url", "storage-object"])
+def test_from_storage_accepts_a_url_or_a_storage_and_reuses_the_study(
+    tmp_path: Path, as_url: bool
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ray.db'}"
+    storage = url if as_url else optuna.storages.RDBStorage(url)
+    first = StudySearcher.from_storage(storage, "r", SPACE, metric="val_accuracy")
+    first.suggest("t1")
+    again = StudySearcher.from_storage(url, "r", SPACE, metric="val_accuracy")
+    assert again.study.study_name == "r" and len(again.study.trials) == 1
+    with pytest.raises(TypeError, match=r"storage must be a storage URL or an optuna"):
+        StudySearcher.from_storage(42, "r", SPACE)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"direction must be one of"):
+        StudySearcher.from_storage(url, "q", SPACE, direction="up")
