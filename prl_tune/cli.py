@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from prl_tune._imports import import_ray_tune
 from prl_tune._version import __version__
-from prl_tune.config import SpecError, load_spec, parse_override
+from prl_tune.config import DEFAULT_STORAGE, SpecError, StudySpec, load_spec, parse_override
+from prl_tune.report import FORMATS
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -91,10 +94,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE"
     )
 
-    summary = commands.add_parser("summary", help="print the summary of a stored study")
-    summary.add_argument("--storage", required=True, help="storage URL")
-    summary.add_argument("--study", required=True, help="study name")
+    report = commands.add_parser(
+        "report",
+        help="turn a stored study into a report (HTML, Markdown or text)",
+        description="Read a study from the store (never writing to it) and write its report: "
+        "one self-contained HTML page, Markdown with PNGs beside it, or text.",
+    )
+    _add_report_options(report)
+    report.add_argument("--out", metavar="FILE", help="where to write it (default: print text)")
+    report.add_argument(
+        "--format", choices=FORMATS, help="html, md or text (default: from --out's extension)"
+    )
+    summary = commands.add_parser("summary", help="print a stored study's report as text")
+    _add_report_options(summary)
     return parser
+
+
+def _add_report_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--storage", default=DEFAULT_STORAGE, help=f"storage URL (default {DEFAULT_STORAGE})"
+    )
+    command.add_argument("--study", help="study name (default: the store's only study)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _tune(args)
         if args.command == "range-test":
             return _range_test(args)
-        return _summary(args)
+        return _report(args)
     except SpecError as exc:
         print(f"prl-tune: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -150,7 +170,23 @@ def _tune(args: argparse.Namespace) -> int:
         )
     if args.quiet:
         print(format_summary(study))
+    _report_when_done(spec, study, args.storage or spec.storage)
     return 0
+
+
+def _report_when_done(spec: StudySpec, study: Any, storage: str) -> None:
+    """Write ``[study] report`` if the study file asks for it, else say how to get a report."""
+    from prl_tune.report import write_report
+    from prl_tune.store import redact
+
+    if spec.study.report is not None:
+        print(f"report written to {write_report(study, spec.study.report)}", file=sys.stderr)
+        return
+    print(
+        f"report: prl-tune report --storage '{redact(storage)}' --study '{spec.name}' "
+        f"--out {spec.name}-report.html",
+        file=sys.stderr,
+    )
 
 
 def _range_test(args: argparse.Namespace) -> int:
@@ -160,7 +196,7 @@ def _range_test(args: argparse.Namespace) -> int:
     spec = load_spec(args.study_file, overrides=overrides)
     from prl_tune.config import run_range_test
     from prl_tune.report import format_range_test
-    from prl_tune.store import create_or_resume, record_range_test
+    from prl_tune.store import create_or_resume, record_range_test, redact
 
     print(f"running the LR range test on {spec.task.name!r} ...", file=sys.stderr)
     result = run_range_test(spec)
@@ -168,22 +204,39 @@ def _range_test(args: argparse.Namespace) -> int:
     record_range_test(study, spec, result)
     plot = result.plot(args.plot or f"{spec.name}-range-test.png")
     print(format_range_test(result))
-    print(f"curve saved to {plot}; recorded on study {spec.name!r} in {spec.storage}")
+    print(f"curve saved to {plot}; recorded on study {spec.name!r} in {redact(spec.storage)}")
     return 0
 
 
-def _summary(args: argparse.Namespace) -> int:
+def _report(args: argparse.Namespace) -> int:
+    """``report`` and ``summary`` (its text form): read-only on the store."""
     import optuna
 
-    from prl_tune.report import format_summary
-    from prl_tune.store import check_storage_url
+    from prl_tune.report import format_for, write_report
+    from prl_tune.store import open_for_reading, redact
 
-    check_storage_url(args.storage)
-    try:
-        study = optuna.load_study(study_name=args.study, storage=args.storage)
-    except KeyError:
-        raise SpecError(f"--study: no study named {args.study!r} in {args.storage!r}.") from None
-    print(format_summary(study))
+    out = getattr(args, "out", None)
+    kind = format_for(out, getattr(args, "format", None))
+    if kind == "md" and out is None:
+        raise SpecError("--out: the Markdown report needs a file (its PNGs go beside it).")
+    if out is not None and not Path(out).resolve().parent.is_dir():
+        raise SpecError(f"--out: folder {str(Path(out).resolve().parent)!r} does not exist.")
+    storage = open_for_reading(args.storage)
+    names = optuna.get_all_study_names(storage)
+    name = args.study
+    if name is None:
+        if len(names) != 1:
+            listed = ", ".join(repr(n) for n in names) or "none"
+            raise SpecError(
+                f"--study: must name one of the {len(names)} studies in "
+                f"{redact(args.storage)!r} ({listed})."
+            )
+        name = names[0]
+    elif name not in names:
+        raise SpecError(f"--study: no study named {name!r} in {redact(args.storage)!r}.")
+    study = optuna.load_study(study_name=name, storage=storage)
+    written = write_report(study, out, format=kind)
+    print(written if out is None else f"report written to {written}")
     return 0
 
 

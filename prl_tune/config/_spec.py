@@ -67,6 +67,7 @@ class StudySettings:
     seed: int = 0
     sampler: str = "tpe"
     backend: str = "optuna"
+    report: str | None = None  # a file the report is written to when the study ends
 
     def __post_init__(self) -> None:
         text("name", self.name)
@@ -84,6 +85,8 @@ class StudySettings:
         integer("seed", self.seed, minimum=0)
         choice("sampler", self.sampler, SAMPLERS)
         choice("backend", self.backend, BACKENDS)
+        if self.report is not None and not text("report", self.report).strip():
+            raise ArgumentValueError("report", f"must name a file but got {self.report!r}.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,7 +220,7 @@ _LAYOUT: dict[str, dict[str, Any]] = {
 }
 _REQUIRED = {"study": ("name", "n_trials"), "task": ("epochs",)}
 # Keys a study may change between runs (with all of ``[ray]``): where and how it runs.
-_RUN_TIME_STUDY_KEYS = ("n_trials", "workers", "storage", "backend")
+_RUN_TIME_STUDY_KEYS = ("n_trials", "workers", "storage", "backend", "report")
 
 
 @dataclass(frozen=True)

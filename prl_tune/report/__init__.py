@@ -1,5 +1,23 @@
-"""Reports from the store: progress lines and summary tables (Optuna's public API only)."""
+"""Reports from the store (Optuna's public API only, whichever backend wrote it): progress lines,
+the text summary, and the full report as text, Markdown or one self-contained HTML page."""
 
+from prl_tune.report._model import OUTCOMES, StudyReport, TrialView, build_report
+from prl_tune.report._render import FORMATS, format_for, to_html, to_markdown, to_text, write_report
 from prl_tune.report._summary import Progress, format_range_test, format_summary, format_table
 
-__all__ = ["Progress", "format_range_test", "format_summary", "format_table"]
+__all__ = [
+    "FORMATS",
+    "OUTCOMES",
+    "Progress",
+    "StudyReport",
+    "TrialView",
+    "build_report",
+    "format_for",
+    "format_range_test",
+    "format_summary",
+    "format_table",
+    "to_html",
+    "to_markdown",
+    "to_text",
+    "write_report",
+]

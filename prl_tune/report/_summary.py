@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from typing import IO, TYPE_CHECKING, Any
 
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
-
-from prl_tune.stability import describe_boundary
-from prl_tune.store import SPEC_ATTR, stability_boundary, trial_attrs
 
 if TYPE_CHECKING:
     from prl_tune.lr_finder import RangeTestResult
@@ -123,60 +119,12 @@ def _best(trials: list[FrozenTrial], direction: StudyDirection) -> FrozenTrial |
     return pick(complete, key=lambda t: float(t.value))  # type: ignore[arg-type]
 
 
-def format_summary(study: optuna.Study, *, top: int = 5) -> str:
-    """The study as text: trials by state, the best trial's schedule, the top trials."""
-    trials = study.get_trials(deepcopy=False)
-    states = Counter(t.state.name for t in trials)
-    metric = (study.user_attrs.get(SPEC_ATTR) or {}).get("study", {}).get("metric", "value")
-    lines = [f"study {study.study_name!r}: {len(trials)} trials"]
-    lines.append(
-        "  by state: " + ", ".join(f"{name} {count}" for name, count in sorted(states.items()))
-    )
-    merged = trial_attrs(study)
-    pruned_by = Counter(
-        str(merged[t.number].get("pruned_by", "base"))
-        for t in trials
-        if t.state == TrialState.PRUNED
-    )
-    if pruned_by:
-        lines.append(
-            "  pruned by: " + ", ".join(f"{name} {n}" for name, n in sorted(pruned_by.items()))
-        )
-    lines.extend(_boundary_lines(study))
-    best = _best(trials, study.direction)
-    if best is None:
-        lines.append("  no completed trial yet")
-        return "\n".join(lines)
-    attrs = best.user_attrs
-    lines.append(f"  best {metric}: {_fmt(best.value)} (trial {best.number})")
-    lines.append(f"  best scheduler: {attrs.get('scheduler', 'plrs')}")
-    for key in ("lr_min", "lr_max", "lr_center", "lr"):
-        if key in attrs:
-            lines.append(f"  best {key}: {_fmt(attrs[key])}")
-    ranked = sorted(
-        (t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
-        key=lambda t: float(t.value),  # type: ignore[arg-type]
-        reverse=study.direction == StudyDirection.MAXIMIZE,
-    )[:top]
-    header = ["trial", metric, "scheduler", "lr_min", "lr_max", "lr_center", "lr"]
-    rows = [
-        [
-            str(t.number),
-            _fmt(t.value),
-            str(t.user_attrs.get("scheduler", "plrs")),
-            *(_fmt(t.user_attrs.get(k)) for k in ("lr_min", "lr_max", "lr_center", "lr")),
-        ]
-        for t in ranked
-    ]
-    lines.append(f"  top {len(rows)} trials:")
-    lines.extend("    " + line for line in format_table(header, rows).splitlines())
-    return "\n".join(lines)
+def format_summary(study: optuna.Study) -> str:
+    """The study's report as text (the same as ``prl-tune report --format text``)."""
+    from prl_tune.report._model import build_report
+    from prl_tune.report._render import to_text
 
-
-def _boundary_lines(study: optuna.Study) -> list[str]:
-    found = sorted(stability_boundary(study).items(), key=str)
-    lines = (describe_boundary(context, *pair) for context, pair in found)
-    return [f"  {line}" for line in lines if line is not None]
+    return to_text(build_report(study))
 
 
 def format_range_test(result: RangeTestResult, *, rows: int = 12) -> str:

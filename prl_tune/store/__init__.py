@@ -35,7 +35,9 @@ from prl_tune.store._urls import (
     SQLITE_BUSY_TIMEOUT_S,
     StorageError,
     check_storage_url,
+    open_for_reading,
     open_storage,
+    redact,
 )
 
 __all__ = [
@@ -58,10 +60,12 @@ __all__ = [
     "json_float",
     "make_sampler",
     "mark_unstable",
+    "open_for_reading",
     "open_storage",
     "range_record",
     "record_range_test",
     "record_verdict",
+    "redact",
     "resolve_lr_max",
     "stability_boundary",
     "stop_attrs",

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from prl_tune._version import __version__
 from prl_tune.config import SpecError, StudySpec, run_range_test, spec_differences
 from prl_tune.space import PendingRangeTest
-from prl_tune.store._urls import open_storage
+from prl_tune.store._urls import open_storage, redact
 
 if TYPE_CHECKING:
     from prl_tune.lr_finder import RangeTestResult
@@ -47,13 +47,13 @@ def create_or_resume(
     if stored is None:
         raise SpecError(
             f"[study] name: a study {spec.name!r} not made by prl-tune already exists in "
-            f"{spec.storage!r}; choose another name."
+            f"{redact(spec.storage)!r}; choose another name."
         )
     diffs = spec_differences(stored, current)
     if diffs:
         raise SpecError(
-            f"[study] name: study {spec.name!r} in {spec.storage!r} was created with another "
-            f"configuration ({'; '.join(diffs)}); choose another name to start a new study."
+            f"[study] name: study {spec.name!r} in {redact(spec.storage)!r} was created with "
+            f"another configuration ({'; '.join(diffs)}); choose another name to start a new study."
         )
     return study
 

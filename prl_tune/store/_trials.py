@@ -91,9 +91,17 @@ def range_record(
     return RangeRecord(*bounds, bool(attrs.get("unstable", False)), context, trial.number)
 
 
-def study_records(study: optuna.Study, *, exclude: int | None = None) -> list[RangeRecord]:
-    """What the study has observed: finished trials that ran (memory-pruned ones did not)."""
-    attrs = trial_attrs(study)
+def study_records(
+    study: optuna.Study,
+    *,
+    exclude: int | None = None,
+    attrs: Mapping[int, Mapping[str, Any]] | None = None,
+) -> list[RangeRecord]:
+    """What the study has observed: finished trials that ran (memory-pruned ones did not).
+
+    ``attrs``: :func:`trial_attrs` of the study when the caller has them already.
+    """
+    attrs = trial_attrs(study) if attrs is None else attrs
     records = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         own = attrs[trial.number]
@@ -105,8 +113,10 @@ def study_records(study: optuna.Study, *, exclude: int | None = None) -> list[Ra
     return records
 
 
-def stability_boundary(study: optuna.Study) -> dict[Hashable, tuple[float | None, float | None]]:
+def stability_boundary(
+    study: optuna.Study, attrs: Mapping[int, Mapping[str, Any]] | None = None
+) -> dict[Hashable, tuple[float | None, float | None]]:
     """Per context: the largest stable ``lr_max`` and the smallest unstable one observed."""
-    records = study_records(study)
+    records = study_records(study, attrs=attrs)
     memory = UnstableRangeMemory("dominance", records)
     return {context: memory.boundary(context) for context in {r.context for r in records}}

@@ -166,6 +166,14 @@ def test_a_wide_range_on_a_cluster_is_stored_truthfully(cluster: str, tmp_path: 
     for noise in ("Traceback", " INFO ", "Trial status", "WARNING"):
         assert noise not in run.stderr + run.stdout
 
+    # The report reads the store the Ray backend wrote.
+    report = _cli("report", "--storage", storage, cwd=tmp_path, timeout=120)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "backend: ray (8)" in report.stdout
+    by = Counter(t.user_attrs["pruned_by"] for t in trials if t.state == TrialState.PRUNED)
+    expected = ", ".join(f"{k} {by[k]}" for k in ("base", "memory", "rules") if by[k])
+    assert f"pruned by: {expected}" in report.stdout
+
 
 def test_a_trial_whose_code_raises_is_fail_with_its_error(cluster: str, tmp_path: Path) -> None:
     path, storage = _study(
