@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--format", choices=FORMATS, help="html, md or text (default: from --out's extension)"
     )
+    report.add_argument(
+        "--dashboard-note",
+        action="store_true",
+        help="also save the report's tables as the study's note in optuna-dashboard (the one "
+        "write to the store; needs the dashboard extra)",
+    )
     summary = commands.add_parser("summary", help="print a stored study's report as text")
     _add_report_options(summary)
     return parser
@@ -237,7 +243,28 @@ def _report(args: argparse.Namespace) -> int:
     study = optuna.load_study(study_name=name, storage=storage)
     written = write_report(study, out, format=kind)
     print(written if out is None else f"report written to {written}")
+    if getattr(args, "dashboard_note", False):
+        _save_dashboard_note(args.storage, name)
     return 0
+
+
+def _save_dashboard_note(storage: str, name: str) -> None:
+    """Write the report's tables as the study's optuna-dashboard note (asked for explicitly)."""
+    import optuna
+
+    from prl_tune.report import build_report, note_markdown
+    from prl_tune.store import open_storage
+
+    try:
+        from optuna_dashboard import save_note
+    except ImportError as exc:
+        raise SpecError(
+            f"--dashboard-note: needs optuna-dashboard ({exc}); install it with: "
+            "pip install 'prl_tune[dashboard]'"
+        ) from None
+    study = optuna.load_study(study_name=name, storage=open_storage(storage))
+    save_note(study, note_markdown(build_report(study)))
+    print(f"note saved on study {name!r} for optuna-dashboard", file=sys.stderr)
 
 
 if __name__ == "__main__":

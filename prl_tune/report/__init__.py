@@ -2,7 +2,15 @@
 the text summary, and the full report as text, Markdown or one self-contained HTML page."""
 
 from prl_tune.report._model import OUTCOMES, StudyReport, TrialView, build_report
-from prl_tune.report._render import FORMATS, format_for, to_html, to_markdown, to_text, write_report
+from prl_tune.report._render import (
+    FORMATS,
+    format_for,
+    note_markdown,
+    to_html,
+    to_markdown,
+    to_text,
+    write_report,
+)
 from prl_tune.report._summary import Progress, format_range_test, format_summary, format_table
 
 __all__ = [
@@ -16,6 +24,7 @@ __all__ = [
     "format_range_test",
     "format_summary",
     "format_table",
+    "note_markdown",
     "to_html",
     "to_markdown",
     "to_text",

@@ -27,9 +27,19 @@ _UNSTABLE_CURVES = 12
 _DPI = 100
 
 
+def figures_available() -> bool:
+    """Whether matplotlib (the ``plot`` extra) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def figures(report: StudyReport) -> dict[str, bytes]:
     """The report's figures as PNG bytes by name (``map``, ``curves``, ``draws``,
-    ``range_test``); a figure with nothing to show is left out."""
+    ``range_test``); a figure with nothing to show is left out, and all are without
+    matplotlib."""
+    if not figures_available():
+        return {}
     makers: dict[str, Callable[[StudyReport], Figure | None]] = {
         "map": _map,
         "curves": _curves,

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import optuna
 
-from prl_tune.report._figures import figures
+from prl_tune.report._figures import figures, figures_available
 from prl_tune.report._model import OUTCOMES, StudyReport, build_report
 
 FORMATS = ("html", "md", "text")
+_NO_FIGURES = "No figures: they need matplotlib (pip install 'prl_tune[plot]')."
 _SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".txt": "text"}
 _CAPTIONS = {
     "map": "Every trial in the (lr_min, lr_max) plane. Complete trials are coloured by the "
@@ -169,9 +170,8 @@ def to_text(report: StudyReport) -> str:
     if any(pruned.values()):
         lines.append("  pruned by: " + ", ".join(f"{k} {v}" for k, v in pruned.items() if v))
     compute = dict(_overview(report))
-    lines.append(
-        f"  compute: {compute['compute']}; unstable: {compute['steps in unstable trials']}"
-    )
+    unstable = compute["steps in unstable trials"]
+    lines.append(f"  compute: {compute['compute']}; in unstable trials: {unstable}")
     lines.extend(f"  {line}" for line in report.boundary)
     best = report.best
     if best is None:
@@ -215,28 +215,36 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def to_markdown(report: StudyReport, out: Path) -> str:
-    """The report as Markdown; its figures are written as PNGs beside ``out``."""
+def note_markdown(report: StudyReport) -> str:
+    """The report's tables as Markdown, without figures (optuna-dashboard's study note)."""
     lines = [f"# Study `{report.study_name}`", ""]
     lines += [*_md_table(["", ""], [list(r) for r in _overview(report)]), ""]
-    lines += [f"- {line}" for line in report.boundary] + [""] if report.boundary else []
+    lines += [*(f"- {line}" for line in report.boundary), ""] if report.boundary else []
     lines += ["## The answer", "", *_md_table(["", ""], [list(r) for r in _answer(report)]), ""]
     if len(report.schedulers) > 1:
         lines += ["## Schedulers", "", *_md_table(*_comparison(report)), ""]
     header, rows = _top(report)
     if rows:
         lines += ["## Top trials", "", *_md_table(header, rows), ""]
-    for name, png in figures(report).items():
+    return "\n".join(lines)
+
+
+def to_markdown(report: StudyReport, out: Path) -> str:
+    """The report as Markdown; its figures are written as PNGs beside ``out``."""
+    lines = [note_markdown(report)]
+    found = figures(report)
+    if not found and not figures_available():
+        lines += [_NO_FIGURES, ""]
+    for name, png in found.items():
         path = out.with_name(f"{out.stem}-{name}.png")
         path.write_bytes(png)
         lines += [f"![{name}]({path.name})", "", _CAPTIONS[name], ""]
     importances = _importance_rows(report)
     lines += ["## Parameter importances", ""]
-    lines += (
-        _md_table(["parameter", "importance"], [list(r) for r in importances])
-        if importances
-        else [report.importance_note]
-    )
+    if importances:
+        lines += _md_table(["parameter", "importance"], [list(r) for r in importances])
+    else:
+        lines.append(report.importance_note)
     return "\n".join(lines) + "\n"
 
 
@@ -280,7 +288,10 @@ def to_html(report: StudyReport) -> str:
     header, rows = _top(report)
     if rows:
         parts.append("<h2>Top trials</h2>" + _html_table(header, rows))
-    for name, png in figures(report).items():
+    found = figures(report)
+    if not found and not figures_available():
+        parts.append(f"<p class='note'>{_h(_NO_FIGURES)}</p>")
+    for name, png in found.items():
         data = base64.b64encode(png).decode("ascii")
         parts.append(
             f"<figure><img alt='{_h(name)}' src='data:image/png;base64,{data}'>"

@@ -261,3 +261,66 @@ def test_passwords_in_storage_urls_are_redacted(capsys) -> None:
     url = "postgresql://tuner:s3cret-pw@127.0.0.1:1/studies"
     line = _one_error_line(capsys, ["report", "--storage", url])
     assert "s3cret-pw" not in line and "tuner:***@127.0.0.1" in line
+
+
+def test_the_dashboard_note_is_written_only_when_asked(
+    store: tuple[str, Path], tmp_path: Path, capsys
+) -> None:
+    _, db = store
+    copy = tmp_path / "copy.db"
+    source, target = sqlite3.connect(db), sqlite3.connect(copy)
+    source.backup(target)  # the WAL's content too
+    source.close()
+    target.close()
+    url = f"sqlite:///{copy}"
+    assert main(["report", "--storage", url]) == 0
+    storage = optuna.storages.RDBStorage(url)
+    study_id = storage.get_study_id_from_name("wide")
+    assert not any(k.startswith("dashboard:") for k in storage.get_study_system_attrs(study_id))
+    assert main(["report", "--storage", url, "--dashboard-note"]) == 0
+    assert "note saved on study 'wide'" in capsys.readouterr().err
+    # optuna-dashboard's note: its text in chunks of the study's system attributes
+    attrs = storage.get_study_system_attrs(study_id)
+    note = "".join(str(v) for k, v in sorted(attrs.items()) if k.startswith("dashboard:note_str:"))
+    best = optuna.load_study(study_name="wide", storage=url).best_trial
+    assert note.startswith("# Study `wide`")
+    assert f"PLRS(optimizer, lr_min={best.user_attrs['lr_min']:.4g}" in note
+
+
+def test_a_recorded_range_test_is_drawn(store: tuple[str, Path], tmp_path: Path) -> None:
+    from prl_tune.config import StudySpec, run_range_test
+    from prl_tune.store import SPEC_ATTR, record_range_test
+
+    _, db = store
+    copy = tmp_path / "copy.db"
+    source, target = sqlite3.connect(db), sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    target.close()
+    study = optuna.load_study(study_name="wide", storage=f"sqlite:///{copy}")
+    spec = StudySpec.from_dict(study.user_attrs[SPEC_ATTR])
+    record_range_test(study, spec, run_range_test(spec))
+    out = tmp_path / "r.md"
+    write_report(study, out)
+    assert "![range_test](r-range_test.png)" in out.read_text(encoding="utf-8")
+    assert (tmp_path / "r-range_test.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_several_schedulers_get_the_comparison_table(write_study, capsys) -> None:
+    path, url = write_study(name="cmp", n_trials=4, schedulers='["plrs", "cosine"]')
+    run_study(load_spec(path), stream=None)
+    study = optuna.load_study(study_name="cmp", storage=url)
+    report = build_report(study)
+    rows = {row.scheduler: row for row in report.schedulers}
+    assert set(rows) == {"plrs", "cosine"}
+    assert rows["plrs"].trials == rows["cosine"].trials == 2  # equal allocation
+    for name, row in rows.items():
+        own = [t for t in study.trials if t.user_attrs.get("scheduler") == name]
+        values = [t.value for t in own if t.state == TrialState.COMPLETE]
+        assert row.best == max(values)
+        assert row.mean == pytest.approx(sum(values) / len(values))
+    assert main(["report", "--storage", url]) == 0
+    text = capsys.readouterr().out
+    assert "schedulers:" in text and "trials to within 1%" in text
+    cosine_lr = rows["cosine"].best_trial.lr  # type: ignore[union-attr]
+    assert f'build_scheduler("cosine", optimizer, lr={cosine_lr:.4g}, epochs=1' in text
