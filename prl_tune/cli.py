@@ -202,8 +202,9 @@ def _range_test(args: argparse.Namespace) -> int:
     spec = load_spec(args.study_file, overrides=overrides)
     from prl_tune.config import run_range_test
     from prl_tune.report import format_range_test
-    from prl_tune.store import create_or_resume, record_range_test, redact
+    from prl_tune.store import check_storage_url, create_or_resume, record_range_test, redact
 
+    check_storage_url(spec.storage)  # a bad store fails before the test runs, not after
     print(f"running the LR range test on {spec.task.name!r} ...", file=sys.stderr)
     result = run_range_test(spec)
     study = create_or_resume(spec)

@@ -57,3 +57,13 @@ def test_trial_of_a_killed_worker_is_failed_and_rerun(write_study, tmp_path: Pat
     assert "error" not in trials[orphan.number].user_attrs
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 3  # the orphan does not use up the budget: it was run again
+
+
+@pytest.mark.parametrize("command", ["tune", "range-test"])
+def test_every_command_redacts_the_storage_password(command: str, write_study, capsys) -> None:
+    path, _ = write_study()
+    url = "postgresql://tuner:s3cret-pw@127.0.0.1:1/studies"
+    assert main([command, str(path), "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "s3cret-pw" not in err and "tuner:***@127.0.0.1" in err
