@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE"
     )
 
+    _add_report_parsers(commands)
+    return parser
+
+
+def _add_report_parsers(commands: Any) -> None:
     report = commands.add_parser(
         "report",
         help="turn a stored study into a report (HTML, Markdown or text)",
@@ -113,7 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summary = commands.add_parser("summary", help="print a stored study's report as text")
     _add_report_options(summary)
-    return parser
 
 
 def _add_report_options(command: argparse.ArgumentParser) -> None:

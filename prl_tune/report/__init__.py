@@ -11,7 +11,8 @@ from prl_tune.report._render import (
     to_text,
     write_report,
 )
-from prl_tune.report._summary import Progress, format_range_test, format_summary, format_table
+from prl_tune.report._summary import Progress, format_range_test, format_summary
+from prl_tune.report._text import format_table
 
 __all__ = [
     "FORMATS",

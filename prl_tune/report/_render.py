@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from pathlib import Path
 
 import optuna
 
 from prl_tune.report._figures import figures, figures_available
 from prl_tune.report._model import OUTCOMES, StudyReport, build_report
+from prl_tune.report._text import fmt, format_table
 
 FORMATS = ("html", "md", "text")
 _NO_FIGURES = "No figures: they need matplotlib (pip install 'prl_tune[plot]')."
@@ -62,12 +62,6 @@ def write_report(
     return str(out)
 
 
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
-    return "-" if value is None else str(value)
-
-
 def _overview(report: StudyReport) -> list[tuple[str, str]]:
     budget = report.budget
     done = len(report.trials)
@@ -97,16 +91,16 @@ def _answer(report: StudyReport) -> list[tuple[str, str]]:
     if best is None:
         return [("best", "no complete trial yet: nothing to show")]
     rows = [
-        (f"best {report.metric}", f"{_fmt(best.value)} (trial {best.number})"),
+        (f"best {report.metric}", f"{fmt(best.value)} (trial {best.number})"),
         ("scheduler", best.scheduler),
     ]
     for key, value in (("lr_min", best.lr_min), ("lr_max", best.lr_max)):
         if value is not None:
-            rows.append((key, _fmt(value)))
+            rows.append((key, fmt(value)))
     if best.lr_center is not None:
-        rows.append(("lr_center", _fmt(best.lr_center)))
+        rows.append(("lr_center", fmt(best.lr_center)))
     if best.lr is not None:
-        rows.append(("lr", _fmt(best.lr)))
+        rows.append(("lr", fmt(best.lr)))
     rows.append(("copy", best.copy_line(report.epochs_per_trial)))
     return rows
 
@@ -122,7 +116,7 @@ def _comparison(report: StudyReport) -> tuple[list[str], list[list[str]]]:
             "-" if row.best_trial is None else row.best_trial.copy_line(report.epochs_per_trial)
         )
         rows.append(
-            [row.scheduler, str(row.trials), _fmt(row.best), mean, _fmt(row.to_within_1pct), config]
+            [row.scheduler, str(row.trials), fmt(row.best), mean, fmt(row.to_within_1pct), config]
         )
     return header, rows
 
@@ -132,12 +126,12 @@ def _top(report: StudyReport) -> tuple[list[str], list[list[str]]]:
     rows = [
         [
             str(t.number),
-            _fmt(t.value),
+            fmt(t.value),
             t.scheduler,
-            _fmt(t.lr_min),
-            _fmt(t.lr_max),
-            _fmt(t.lr_center),
-            _fmt(t.lr),
+            fmt(t.lr_min),
+            fmt(t.lr_max),
+            fmt(t.lr_center),
+            fmt(t.lr),
         ]
         for t in report.top()
     ]
@@ -155,8 +149,6 @@ def _importance_rows(report: StudyReport) -> list[tuple[str, str]]:
 
 def to_text(report: StudyReport) -> str:
     """The report's tables as plain text (``prl-tune summary`` and ``report --format text``)."""
-    from prl_tune.report._summary import format_table
-
     lines = [f"study {report.study_name!r}: {len(report.trials)} trials"]
     if not report.made_by_prl_tune:
         lines.append("  (not made by prl-tune: showing what the store holds)")
@@ -177,7 +169,7 @@ def to_text(report: StudyReport) -> str:
     if best is None:
         lines.append("  no complete trial yet: nothing to show")
         return "\n".join(lines)
-    lines.append(f"  best {report.metric}: {_fmt(best.value)} (trial {best.number})")
+    lines.append(f"  best {report.metric}: {fmt(best.value)} (trial {best.number})")
     lines.append(f"  best scheduler: {best.scheduler}")
     for key, value in (
         ("lr_min", best.lr_min),
@@ -186,7 +178,7 @@ def to_text(report: StudyReport) -> str:
         ("lr", best.lr),
     ):
         if value is not None:
-            lines.append(f"  best {key}: {_fmt(value)}")
+            lines.append(f"  best {key}: {fmt(value)}")
     lines.append(f"  copy: {best.copy_line(report.epochs_per_trial)}")
     if len(report.schedulers) > 1:
         lines.append("  schedulers:")

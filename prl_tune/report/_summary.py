@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+
+from prl_tune.report._model import build_report
+from prl_tune.report._render import to_text
+from prl_tune.report._text import fmt, format_table
 
 if TYPE_CHECKING:
     from prl_tune.lr_finder import RangeTestResult
@@ -23,19 +26,13 @@ def _fmt_duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
-    return "-" if value is None else str(value)
-
-
 def _schedule(trial: FrozenTrial) -> str:
     attrs = trial.user_attrs
     name = attrs.get("scheduler", "plrs")
     if "lr_min" in attrs:
-        return f"{name} lr_min={_fmt(attrs['lr_min'])} lr_max={_fmt(attrs['lr_max'])}"
+        return f"{name} lr_min={fmt(attrs['lr_min'])} lr_max={fmt(attrs['lr_max'])}"
     if "lr" in attrs:
-        return f"{name} lr={_fmt(attrs['lr'])}"
+        return f"{name} lr={fmt(attrs['lr'])}"
     return name
 
 
@@ -98,9 +95,9 @@ class Progress:
         per_trial = sum(self._durations) / len(self._durations) if self._durations else 0.0
         eta = remaining * per_trial / max(1, self.workers)
         for trial in new:
-            result = _fmt(trial.value) if trial.state == TrialState.COMPLETE else ""
+            result = fmt(trial.value) if trial.state == TrialState.COMPLETE else ""
             why = trial.user_attrs.get("prune_reason") or trial.user_attrs.get("error") or ""
-            best_text = f"best {_fmt(best.value)} (#{best.number})" if best else "best -"
+            best_text = f"best {fmt(best.value)} (#{best.number})" if best else "best -"
             print(
                 f"[{done:>{len(str(self.total))}}/{self.total}] trial {trial.number} "
                 f"{trial.state.name} {result} {_schedule(trial)}"
@@ -121,9 +118,6 @@ def _best(trials: list[FrozenTrial], direction: StudyDirection) -> FrozenTrial |
 
 def format_summary(study: optuna.Study) -> str:
     """The study's report as text (the same as ``prl-tune report --format text``)."""
-    from prl_tune.report._model import build_report
-    from prl_tune.report._render import to_text
-
     return to_text(build_report(study))
 
 
@@ -133,22 +127,13 @@ def format_range_test(result: RangeTestResult, *, rows: int = 12) -> str:
     picks = sorted({round(i * (n - 1) / max(1, rows - 1)) for i in range(rows)})
     table = format_table(
         ["lr", "smoothed loss"],
-        [[_fmt(result.lrs[i]), _fmt(result.losses[i])] for i in picks],
+        [[fmt(result.lrs[i]), fmt(result.losses[i])] for i in picks],
     )
     lines = [table, ""]
-    lines.append(f"suggested lr_max: {_fmt(result.suggested_lr_max)}")
-    lines.append(f"suggested lr_min: {_fmt(result.suggested_lr_min)}")
-    lines.append(f"minimum loss at lr {_fmt(result.min_loss_lr)}")
-    lines.append(f"steepest descent at lr {_fmt(result.steepest_lr)}")
-    diverged = "-" if result.diverged_lr is None else _fmt(result.diverged_lr)
+    lines.append(f"suggested lr_max: {fmt(result.suggested_lr_max)}")
+    lines.append(f"suggested lr_min: {fmt(result.suggested_lr_min)}")
+    lines.append(f"minimum loss at lr {fmt(result.min_loss_lr)}")
+    lines.append(f"steepest descent at lr {fmt(result.steepest_lr)}")
+    diverged = "-" if result.diverged_lr is None else fmt(result.diverged_lr)
     lines.append(f"diverged at lr {diverged}")
     return "\n".join(lines)
-
-
-def format_table(header: list[str], rows: list[list[str]]) -> str:
-    """A plain fixed-width text table."""
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    out.append("  ".join("-" * w for w in widths))
-    out.extend("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
-    return "\n".join(line.rstrip() for line in out)
