@@ -68,7 +68,7 @@ def _overview(report: StudyReport) -> list[tuple[str, str]]:
     rows = [
         ("study", report.study_name),
         ("task", report.task),
-        ("backend", ", ".join(f"{k} ({v})" for k, v in sorted(report.backends.items())) or "-"),
+        ("backend", _backends(report)),
         ("trials", f"{done}" + (f" of a budget of {budget}" if budget else "")),
     ]
     for name in OUTCOMES:
@@ -84,6 +84,10 @@ def _overview(report: StudyReport) -> list[tuple[str, str]]:
     share = report.unstable_steps / report.steps if report.steps else 0.0
     rows.append(("steps in unstable trials", f"{report.unstable_steps} ({share:.1%})"))
     return rows
+
+
+def _backends(report: StudyReport) -> str:
+    return ", ".join(f"{k} ({v})" for k, v in sorted(report.backends.items())) or "-"
 
 
 def _answer(report: StudyReport) -> list[tuple[str, str]]:
@@ -152,7 +156,7 @@ def to_text(report: StudyReport) -> str:
     lines = [f"study {report.study_name!r}: {len(report.trials)} trials"]
     if not report.made_by_prl_tune:
         lines.append("  (not made by prl-tune: showing what the store holds)")
-    lines.append(f"  task: {report.task}; backend: {_overview(report)[2][1]}")
+    lines.append(f"  task: {report.task}; backend: {_backends(report)}")
     lines.append("  by state: " + ", ".join(f"{k} {v}" for k, v in sorted(report.states.items())))
     pruned = {
         "base": report.counts["pruned by the base pruner"],

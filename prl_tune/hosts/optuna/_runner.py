@@ -15,10 +15,10 @@ import optuna
 from optuna.trial import TrialState
 
 from prl_tune.config import StudySpec
+from prl_tune.hosts._shared import resolve_space, with_overrides
 from prl_tune.hosts.optuna._objective import optuna_objective
 from prl_tune.hosts.optuna._pruner import make_pruner
 from prl_tune.report import Progress, format_summary
-from prl_tune.space import PendingRangeTest
 from prl_tune.store import (
     Heartbeat,
     claim,
@@ -27,7 +27,6 @@ from prl_tune.store import (
     fail_orphans,
     make_sampler,
     open_storage,
-    resolve_lr_max,
 )
 
 
@@ -53,17 +52,10 @@ def run_study(
         storage: override of ``[study] storage`` (any SQLAlchemy URL).
         stream: where progress and the summary go (``None``: silent).
     """
-    overrides = {"n_trials": n_trials, "workers": workers, "storage": storage}
-    changes = {key: value for key, value in overrides.items() if value is not None}
-    if changes:
-        spec = spec.with_study(**changes)
+    spec = with_overrides(spec, n_trials=n_trials, workers=workers, storage=storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # prl-tune prints its own progress
     study = create_or_resume(spec)
-    pending = isinstance(spec.space, PendingRangeTest)
-    spec = resolve_lr_max(study, spec, on_run=lambda: _say(stream, _RANGE_TEST_RUNS, spec))
-    if pending and stream is not None:
-        low, high = spec.space.plrs.lr_max  # type: ignore[union-attr]
-        print(f"lr_max range from the LR range test: [{low:.4g}, {high:.4g}]", file=stream)
+    spec = resolve_space(study, spec, stream)
     progress = Progress(spec.n_trials, study.direction, stream=stream, workers=spec.workers)
     progress.start(study)
     if spec.workers == 1:
@@ -73,14 +65,6 @@ def run_study(
     if stream is not None:
         print(format_summary(study), file=stream)
     return study
-
-
-_RANGE_TEST_RUNS = "running the LR range test on {task!r} (once per study) ..."
-
-
-def _say(stream: IO[str] | None, message: str, spec: StudySpec) -> None:
-    if stream is not None:
-        print(message.format(task=spec.task.name), file=stream, flush=True)
 
 
 def _work(spec: StudySpec, worker: int, lock: Any, progress: Progress | None) -> None:

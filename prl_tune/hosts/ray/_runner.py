@@ -26,11 +26,12 @@ from optuna.trial import TrialState
 from ray import tune
 
 from prl_tune.config import SpecError, StudySpec
+from prl_tune.hosts._shared import resolve_space, with_overrides
 from prl_tune.hosts.ray._scheduler import InstabilityScheduler
 from prl_tune.hosts.ray._searcher import StudySearcher
 from prl_tune.hosts.ray._trainable import PROGRESS_FILE, VALUE_KEY, params_key, study_trainable
 from prl_tune.report import Progress, format_summary
-from prl_tune.space import PendingRangeTest, SchedulerSpace
+from prl_tune.space import SchedulerSpace
 from prl_tune.store import (
     Heartbeat,
     claim,
@@ -40,7 +41,6 @@ from prl_tune.store import (
     json_float,
     make_sampler,
     open_storage,
-    resolve_lr_max,
 )
 from prl_tune.training import EpochMetrics
 
@@ -89,21 +89,14 @@ def run_study_ray(
         SpecError: Ray is missing, the cluster is unreachable, or a trial's resources do not
             fit on any of its nodes (nothing is written to the store).
     """
-    overrides = {"n_trials": n_trials, "storage": storage}
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    if changes:
-        spec = spec.with_study(**changes)
+    spec = with_overrides(spec, n_trials=n_trials, storage=storage)
     with _ray_session(ray, spec, verbose) as logs:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         opened = open_storage(spec.storage)
         study = create_or_resume(spec, opened)
         fail_orphans(study)
         resumable = _resumable(study)
-        pending = isinstance(spec.space, PendingRangeTest)
-        spec = resolve_lr_max(study, spec, on_run=lambda: _say(stream, spec))
-        if pending and stream is not None:
-            low, high = spec.space.plrs.lr_max  # type: ignore[union-attr]
-            print(f"lr_max range from the LR range test: [{low:.4g}, {high:.4g}]", file=stream)
+        spec = resolve_space(study, spec, stream)
         concurrency = _concurrency(ray, spec)
         done = len(study.get_trials(deepcopy=False))
         study = optuna.load_study(
@@ -121,12 +114,6 @@ def run_study_ray(
         print(format_summary(study), file=stream)
         print(_where(RayRun(experiment, logs)), file=stream)
     return study
-
-
-def _say(stream: IO[str] | None, spec: StudySpec) -> None:
-    if stream is not None:
-        message = f"running the LR range test on {spec.task.name!r} (once per study) ..."
-        print(message, file=stream, flush=True)
 
 
 def _where(run: RayRun) -> str:
