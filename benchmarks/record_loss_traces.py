@@ -29,13 +29,15 @@ from typing import Any
 import torch
 
 from prl_tune.stability import StabilityMonitor, StabilityRules
-from prl_tune.training import load_task, train
+from prl_tune.training import TaskData, load_task, train
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "tests" / "stability_tests" / "traces.json"
 LR_MAX = (0.001, 0.003, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0, 1.5, 2.0, 3.0, 7.0)
 EPOCHS = {64: 8, 16: 4}
 CHANCE_LOSS = math.log(10)  # 10 balanced classes
-_RECORDING_RULES = StabilityRules(explode_factor=None, collapse_window=None)
+_RECORDING_RULES = StabilityRules(
+    explode_factor=None, sustain_factor=None, collapse_window=None, dead_window=None
+)
 
 
 def _encode(value: float) -> float | str:
@@ -47,22 +49,29 @@ def decode(losses: Sequence[float | str]) -> list[float]:
     return [float(v) for v in losses]
 
 
+def record_step_losses(task: TaskData) -> list[torch.Tensor]:
+    """Make ``task`` keep the loss of every training step; the list it appends them to (still
+    on the device; evaluation runs under ``no_grad`` and is not kept)."""
+    loss_fn = task.loss_fn
+    steps: list[torch.Tensor] = []
+
+    def recording_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        loss = loss_fn(outputs, targets)
+        if torch.is_grad_enabled():
+            steps.append(loss.detach())
+        return loss
+
+    task.loss_fn = recording_loss
+    return steps
+
+
 def record_run(
     model: str, batch_size: int, lr_max: float, ratio: float, seed: int, epochs: int
 ) -> dict[str, Any]:
     """Train one run; its per-step losses, status and final validation accuracy."""
     task = load_task("digits", seed=seed, model=model, batch_size=batch_size)
     steps_per_epoch = len(task.train_loader)  # type: ignore[arg-type]
-    loss_fn = task.loss_fn
-    steps: list[torch.Tensor] = []
-
-    def recording_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        loss = loss_fn(outputs, targets)
-        if torch.is_grad_enabled():  # a training step: evaluation runs under no_grad
-            steps.append(loss.detach())
-        return loss
-
-    task.loss_fn = recording_loss
+    steps = record_step_losses(task)
     result = train(
         task,
         epochs=epochs,

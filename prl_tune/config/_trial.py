@@ -15,12 +15,19 @@ if TYPE_CHECKING:
 
 
 class LossRange:
-    """The running training loss at the first check (the first step's loss) and the highest;
-    ``observe`` is a ``train`` ``on_check`` callback."""
+    """What a trial's store keeps of its training loss, whatever stops it: the running loss at
+    the first check (the first step's loss) and the highest, the step from which it was below
+    its level (``learned_at``), and the task's chance level. :func:`train_trial` fills it."""
 
     def __init__(self) -> None:
         self.initial: float | None = None
         self.peak = -math.inf
+        self.learned_at: int | None = None
+        self.chance_loss: float | None = None
+
+    def learned(self, step: int) -> None:
+        """A ``train`` ``on_learned`` callback."""
+        self.learned_at = step
 
     def observe(self, step: int, running_loss: float) -> None:
         if self.initial is None:
@@ -28,11 +35,17 @@ class LossRange:
         if running_loss > self.peak or not math.isfinite(running_loss):
             self.peak = running_loss
 
-    def attrs(self) -> dict[str, float]:
-        """``initial_loss`` and ``peak_loss`` (empty before the first check)."""
-        if self.initial is None:
-            return {}
-        return {"initial_loss": self.initial, "peak_loss": self.peak}
+    def attrs(self) -> dict[str, float | int]:
+        """``initial_loss`` and ``peak_loss`` (none before the first check), ``learned_at``
+        (a step) and ``chance_loss`` when known."""
+        attrs: dict[str, float | int] = {}
+        if self.initial is not None:
+            attrs.update(initial_loss=self.initial, peak_loss=self.peak)
+        if self.learned_at is not None:
+            attrs["learned_at"] = self.learned_at
+        if self.chance_loss is not None:
+            attrs["chance_loss"] = self.chance_loss
+        return attrs
 
 
 def load_study_task(spec: StudySpec) -> TaskData:
@@ -50,22 +63,33 @@ def train_trial(
     on_check: Callable[[int, float], None] | None = None,
     on_state: Callable[[EpochMetrics, dict[str, Any]], None] | None = None,
     resume: Mapping[str, Any] | None = None,
+    progress: LossRange | None = None,
+    known_to_learn: bool = False,
 ) -> TrainResult:
     """Train the spec's task once with a decoded config ``{"scheduler": name, **params}``.
 
     Host-neutral: the Optuna objective and a Ray Tune trainable both call this. PLRS gets the
     study's seed and ``[space] warmup_steps`` unless the config sets them. ``on_state`` and
     ``resume`` checkpoint and continue the run (see ``prl_tune.training.train``).
+    ``progress`` is filled as the run goes (then ``on_check`` must be ``None``);
+    ``known_to_learn`` is the evidence the ``"dead"`` rule needs (``train``'s argument).
     """
-    from prl_tune.training import train
+    from prl_tune.training import chance_level, train
 
     params = dict(config)
     scheduler = str(params.pop("scheduler"))
     if SCHEDULERS[scheduler].searches_bounds:
         params.setdefault("seed", spec.seed)
         params.setdefault("warmup_steps", spec.warmup_steps)
+    task = load_study_task(spec)
+    on_learned = None
+    if progress is not None:
+        if on_check is not None:
+            raise ValueError("on_check must be None when progress is given.")
+        progress.chance_loss = chance_level(task)
+        on_check, on_learned = progress.observe, progress.learned
     return train(
-        load_study_task(spec),
+        task,
         epochs=spec.task.epochs,
         scheduler=scheduler,
         scheduler_params=params,
@@ -77,6 +101,8 @@ def train_trial(
         on_check=on_check,
         on_state=on_state,
         resume=resume,
+        known_to_learn=known_to_learn,
+        on_learned=on_learned,
     )
 
 

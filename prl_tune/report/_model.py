@@ -98,6 +98,7 @@ class StudyReport:
     counts: dict[str, int]
     states: dict[str, int]
     reasons: dict[str, int]
+    taught: dict[str, int]
     backends: dict[str, int]
     epochs: int
     steps: int
@@ -149,8 +150,14 @@ def build_report(study: optuna.Study) -> StudyReport:
         for v in views
         if v.outcome == "pruned by the rules"
     )
+    # Finished trials (completed, or stopped by a base pruner) that store.teach classified.
+    taught = Counter(
+        str(v.attrs.get("instability", "unstable"))
+        for v in views
+        if v.outcome in ("complete", "pruned by the base pruner") and v.attrs.get("unstable")
+    )
     steps = [_int(v.attrs.get("steps")) for v in views]
-    unstable = [v.outcome == "pruned by the rules" for v in views]
+    unstable = [v.outcome == "pruned by the rules" or bool(v.attrs.get("unstable")) for v in views]
     best = _best(views, direction)
     return StudyReport(
         study_name=study.study_name,
@@ -161,6 +168,7 @@ def build_report(study: optuna.Study) -> StudyReport:
         counts={name: counts.get(name, 0) for name in OUTCOMES},
         states=dict(Counter(t.state.name for t in frozen)),
         reasons=dict(reasons),
+        taught=dict(taught),
         backends=dict(Counter(str(v.attrs.get("backend", "optuna")) for v in views)),
         epochs=sum(len(v.attrs.get("history") or []) for v in views),
         steps=sum(steps),

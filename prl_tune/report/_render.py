@@ -80,6 +80,9 @@ def _overview(report: StudyReport) -> list[tuple[str, str]]:
                     " (" + ", ".join(f"{k} {v}" for k, v in sorted(report.reasons.items())) + ")"
                 )
             rows.append((name, f"{count}{extra}"))
+    if report.taught:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(report.taught.items()))
+        rows.append(("unstable, found after finishing", f"{sum(report.taught.values())} ({kinds})"))
     rows.append(("compute", f"{report.epochs} epochs, {report.steps} optimizer steps"))
     share = report.unstable_steps / report.steps if report.steps else 0.0
     rows.append(("steps in unstable trials", f"{report.unstable_steps} ({share:.1%})"))
@@ -166,6 +169,10 @@ def to_text(report: StudyReport) -> str:
     if any(pruned.values()):
         lines.append("  pruned by: " + ", ".join(f"{k} {v}" for k, v in pruned.items() if v))
     compute = dict(_overview(report))
+    if report.taught:
+        lines.append(
+            f"  unstable, found after finishing: {compute['unstable, found after finishing']}"
+        )
     unstable = compute["steps in unstable trials"]
     lines.append(f"  compute: {compute['compute']}; in unstable trials: {unstable}")
     lines.extend(f"  {line}" for line in report.boundary)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prl_tune.stability._classify import OUTCOMES, RunOutcome, classify_run
 from prl_tune.stability._memory import (
     LR_PARAM_SUFFIXES,
     MEMORY_MODES,
@@ -24,13 +25,16 @@ __all__ = [
     "LR_PARAM_SUFFIXES",
     "MEMORY_MODES",
     "OPTIONAL_RULES",
+    "OUTCOMES",
     "VERDICT_KINDS",
     "RangeRecord",
+    "RunOutcome",
     "StabilityMonitor",
     "StabilityRules",
     "StopRecord",
     "UnstableRangeMemory",
     "Verdict",
+    "classify_run",
     "describe_boundary",
     "lr_bounds",
     "range_context",

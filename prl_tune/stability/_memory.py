@@ -73,6 +73,11 @@ class RangeRecord:
         context: everything else that was searched (scheduler, optimizer settings, ...); only
             records with an equal context are compared.
         trial: the trial's number, for messages.
+        learned_at: the step from which its training loss was below its level (see
+            ``StabilityMonitor.learned_at``), ``None`` if it never was or is unknown.
+        flat: it finished without ever getting below its level (see
+            :func:`~prl_tune.stability.classify_run`): dead from the start when a less
+            aggressive range of the same context learned, else too slow.
     """
 
     lr_min: float
@@ -80,6 +85,18 @@ class RangeRecord:
     unstable: bool
     context: Hashable = ()
     trial: int | None = None
+    learned_at: int | None = None
+    flat: bool = False
+
+
+def _gentler(record: RangeRecord, lr_min: float, lr_max: float) -> bool:
+    """Whether ``record``'s range is less aggressive than ``[lr_min, lr_max]``: no bound
+    larger, and not the same range."""
+    return (
+        record.lr_max <= lr_max
+        and record.lr_min <= lr_min
+        and (record.lr_max, record.lr_min) != (lr_max, lr_min)
+    )
 
 
 class UnstableRangeMemory:
@@ -93,7 +110,9 @@ class UnstableRangeMemory:
 
     A stable record never blocks anything, and a stable trial seen *above* an unstable one (a
     noisy boundary) makes the memory stop blocking ranges up to that stable one: a range is
-    only blocked when no stable range with the same context dominates it too.
+    only blocked when no stable range with the same context dominates it too. A *flat* record
+    (a run that never learned) counts as unstable once a less aggressive range of its context
+    learned (it was dead, not slow); until then it is too slow and teaches nothing.
 
     Example:
         >>> memory = UnstableRangeMemory()
@@ -112,6 +131,40 @@ class UnstableRangeMemory:
         """Remember one finished trial."""
         self.records.append(record)
 
+    def is_unstable(self, record: RangeRecord) -> bool:
+        """Whether ``record`` counts as unstable: marked so, or flat while a less aggressive
+        range of its context learned."""
+        if record.unstable:
+            return True
+        if not record.flat:
+            return False
+        return any(
+            r.learned_at is not None
+            and not r.unstable
+            and r.context == record.context
+            and _gentler(r, record.lr_min, record.lr_max)
+            for r in self.records
+        )
+
+    def is_slow(self, record: RangeRecord) -> bool:
+        """Whether ``record`` is a flat run that no gentler learning range makes unstable."""
+        return record.flat and not self.is_unstable(record)
+
+    def known_to_learn(
+        self, lr_min: float, lr_max: float, context: Hashable = (), within: int | None = None
+    ) -> bool:
+        """Whether a less aggressive range than ``[lr_min, lr_max]`` with this context learned
+        (within ``within`` steps when given) and was not unstable: the evidence that lets the
+        ``"dead"`` rule tell a dead run from a slow one."""
+        return any(
+            r.learned_at is not None
+            and (within is None or r.learned_at <= within)
+            and not r.unstable
+            and r.context == context
+            and _gentler(r, lr_min, lr_max)
+            for r in self.records
+        )
+
     def _dominates(self, lr_min: float, lr_max: float, record: RangeRecord) -> bool:
         if self.mode == "lr_max":
             return lr_max >= record.lr_max
@@ -122,21 +175,24 @@ class UnstableRangeMemory:
         if self.mode == "off":
             return None
         same = [r for r in self.records if r.context == context]
-        for record in sorted((r for r in same if r.unstable), key=lambda r: r.lr_max):
+        unstable = [r for r in same if self.is_unstable(r)]
+        stable = [r for r in same if not self.is_unstable(r) and not r.flat]
+        for record in sorted(unstable, key=lambda r: r.lr_max):
             if not self._dominates(lr_min, lr_max, record):
                 continue
             # A stable range that is itself at least as aggressive as this one contradicts
             # the memory here: trust the observation and do not block.
-            if any(not r.unstable and r.lr_max >= lr_max and r.lr_min >= lr_min for r in same):
+            if any(r.lr_max >= lr_max and r.lr_min >= lr_min for r in stable):
                 return None
             return record
         return None
 
     def boundary(self, context: Hashable = ()) -> tuple[float | None, float | None]:
-        """``(largest stable lr_max, smallest unstable lr_max)`` seen for ``context``."""
+        """``(largest stable lr_max, smallest unstable lr_max)`` seen for ``context``; too-slow
+        runs count as stable (they are no instability), dead ones as unstable."""
         same = [r for r in self.records if r.context == context]
-        stable = [r.lr_max for r in same if not r.unstable]
-        unstable = [r.lr_max for r in same if r.unstable]
+        stable = [r.lr_max for r in same if not self.is_unstable(r)]
+        unstable = [r.lr_max for r in same if self.is_unstable(r)]
         return (max(stable) if stable else None, min(unstable) if unstable else None)
 
 
@@ -153,8 +209,9 @@ def describe_boundary(
     label = ", ".join(f"{k}={v}" for k, v in pairs) if pairs else "all trials"
     if stable is not None and stable >= unstable:
         return (
-            f"stability overlap ({label}): unstable from lr_max {unstable:.4g}, yet stable up "
-            f"to lr_max {stable:.4g}: no lr_max boundary"
+            f"stability overlap ({label}): stable up to lr_max {stable:.4g}, unstable from "
+            f"lr_max {unstable:.4g}; between {unstable:.4g} and {stable:.4g} both were seen "
+            "(seeds, lr_min and momentum make instability a matter of chance there)"
         )
     below = "-" if stable is None else f"{stable:.4g}"
     return (

@@ -27,6 +27,7 @@ from prl_tune.store._trials import (
     stability_boundary,
     stop_attrs,
     study_records,
+    teach,
     trial_attrs,
 )
 from prl_tune.store._urls import (
@@ -71,5 +72,6 @@ __all__ = [
     "stop_attrs",
     "stored_range_test",
     "study_records",
+    "teach",
     "trial_attrs",
 ]

@@ -15,8 +15,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from prl_tune.stability import (
     RangeRecord,
+    RunOutcome,
+    StabilityRules,
     StopRecord,
     UnstableRangeMemory,
+    classify_run,
     lr_bounds,
     range_context,
 )
@@ -88,7 +91,59 @@ def range_record(
     if bounds is None:
         return None
     context = range_context(str(attrs.get("scheduler", "plrs")), trial.params)
-    return RangeRecord(*bounds, bool(attrs.get("unstable", False)), context, trial.number)
+    learned = _number(attrs.get("learned_at"))
+    return RangeRecord(
+        *bounds,
+        bool(attrs.get("unstable", False)),
+        context,
+        trial.number,
+        learned_at=None if learned is None or not math.isfinite(learned) else int(learned),
+        flat=attrs.get("outcome") == "flat",
+    )
+
+
+def teach(
+    trial: optuna.Trial,
+    history: list[dict[str, Any]],
+    progress: Mapping[str, Any],
+    rules: StabilityRules,
+    records: list[RangeRecord],
+) -> RunOutcome:
+    """Classify a run the rules let finish (completed, or stopped by a base pruner) from its
+    history and record what it teaches on the running trial: ``outcome`` (``"unstable"``,
+    ``"flat"`` or ``"stable"``, see :func:`~prl_tune.stability.classify_run`); an unstable
+    run also gets ``unstable``, ``instability``, ``unstable_reason`` and the infeasible
+    constraint, like a run the rules stopped. A flat run is dead (unstable) when a less
+    aggressive range among ``records`` (the study's other trials) learned, else too slow.
+    """
+    outcome = classify_run(
+        history,
+        initial_loss=_number(progress.get("initial_loss")),
+        peak_loss=_number(progress.get("peak_loss")),
+        chance_loss=_number(progress.get("chance_loss")),
+        rules=rules,
+        learned_at=progress.get("learned_at"),
+    )
+    if outcome.outcome == "flat":
+        own = range_record(trial, {**trial.user_attrs, "outcome": "flat"})
+        if own is not None and UnstableRangeMemory("dominance", [*records, own]).is_unstable(own):
+            outcome = RunOutcome(
+                "unstable",
+                "dead",
+                f"dead{(outcome.reason or '')[len('flat'):]}; a gentler range learned",
+            )
+    trial.set_user_attr("outcome", outcome.outcome)
+    if outcome.outcome == "unstable":
+        trial.set_user_attr("unstable", True)
+        trial.set_user_attr("instability", outcome.kind)
+        trial.set_user_attr("unstable_reason", outcome.reason)
+        if CONSTRAINT_KEY not in trial.constraints:
+            trial.set_constraint(CONSTRAINT_KEY, 1.0)
+    return outcome
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def study_records(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prl_tune.training._device import check_device_name, select_device
 from prl_tune.training._digits import DigitsOptions
-from prl_tune.training._loop import EpochMetrics, TrainResult, train
+from prl_tune.training._loop import EpochMetrics, TrainResult, chance_level, train
 from prl_tune.training._optim import OPTIMIZER_NAMES, OPTIMIZERS, OptimizerConfig, build_optimizer
 from prl_tune.training._task import (
     BUILTIN_TASKS,
@@ -26,6 +26,7 @@ __all__ = [
     "TaskData",
     "TrainResult",
     "build_optimizer",
+    "chance_level",
     "check_device_name",
     "load_task",
     "resolve_task",

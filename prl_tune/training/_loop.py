@@ -70,12 +70,14 @@ class TrainResult:
             validation loss (``None`` if the run completed).
         reason: Why the run stopped early, e.g. ``"non-finite training loss (nan) at step 17"``.
         instability: The kind of instability that stopped the run, a
-            :class:`~prl_tune.stability.Verdict` kind: ``"non-finite"`` (also for a non-finite
-            validation loss), ``"exploded"``, ``"collapsed"`` or ``"rising"`` (``None`` if the
-            run completed).
+            :class:`~prl_tune.stability.Verdict` kind (``"non-finite"`` also for a non-finite
+            validation loss; ``None`` if the run completed).
         lr_tail: The learning rates (group 0) of the last steps checked, oldest first (for a
             run stopped by a rule on the training loss: up to ``diverged_at_step``).
         loss_tail: The training losses of the same steps as ``lr_tail``.
+        learned_at: The step from which the running training loss was below the smaller of
+            the chance level and the first step's loss by more than
+            ``stability.dead_tolerance`` (``None`` if it never was).
     """
 
     history: list[EpochMetrics]
@@ -86,6 +88,7 @@ class TrainResult:
     instability: str | None = None
     lr_tail: list[float] = field(default_factory=list)
     loss_tail: list[float] = field(default_factory=list)
+    learned_at: int | None = None
 
     @property
     def diverged(self) -> bool:
@@ -126,8 +129,20 @@ class _Unstable(Exception):
 class _Monitor:
     """Keeps the recent per-step history and applies the stability rules at each check point."""
 
-    def __init__(self, rules: StabilityRules, chance_loss: float | None) -> None:
-        self.stability = StabilityMonitor(rules, chance_loss=chance_loss)
+    def __init__(
+        self,
+        rules: StabilityRules,
+        chance_loss: float | None,
+        *,
+        known_to_learn: bool = False,
+        stateful_optimizer: bool = False,
+    ) -> None:
+        self.stability = StabilityMonitor(
+            rules,
+            chance_loss=chance_loss,
+            known_to_learn=known_to_learn,
+            stateful_optimizer=stateful_optimizer,
+        )
         self.loss_tail: deque[float] = deque(maxlen=_TAIL_LENGTH)
         self.lr_tail: deque[float] = deque(maxlen=_TAIL_LENGTH)
 
@@ -228,8 +243,10 @@ def _resolve_rules(stability: StabilityRules | None, check_every: int | None) ->
     return stability
 
 
-def _chance_loss(task: TaskData) -> float | None:
-    """``ln C`` for cross-entropy over ``task.num_classes`` classes; ``None`` otherwise."""
+def chance_level(task: TaskData) -> float | None:
+    """The loss of predicting the class prior, which the collapse rule needs: ``ln C`` for
+    ``torch.nn.functional.cross_entropy`` over ``task.num_classes`` classes; ``None``
+    otherwise."""
     if task.num_classes is not None and task.loss_fn is torch.nn.functional.cross_entropy:
         return math.log(task.num_classes)
     return None
@@ -252,6 +269,8 @@ def train(
     on_check: Callable[[int, float], None] | None = None,
     on_state: Callable[[EpochMetrics, dict[str, Any]], None] | None = None,
     resume: Mapping[str, Any] | None = None,
+    known_to_learn: bool = False,
+    on_learned: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train ``task.model`` for ``epochs`` epochs under a learning-rate scheduler.
 
@@ -266,10 +285,13 @@ def train(
     after steps 1, 2, 4, ... (doubling up to ``check_every``), then every ``check_every``
     steps, and at the end of each epoch (a *check*); there a
     :class:`~prl_tune.stability.StabilityMonitor` applies the ``stability`` rules to them. When
-    a rule fires (a non-finite loss, an explosion, a collapse to chance level after a spike,
-    ...) the run stops at that check: status ``"diverged"``, ``diverged_at_step``, ``reason``
-    and ``instability`` from the verdict, no further evaluation. The chance level the collapse
-    rule needs is ``ln(task.num_classes)`` when the task has ``num_classes`` and uses
+    a rule fires (a non-finite loss, an explosion, a sustained high loss, a collapse back to
+    chance level, a dead run, ...) the run stops at that check: status ``"diverged"``,
+    ``diverged_at_step``, ``reason`` and ``instability`` from the verdict, no further
+    evaluation. An optimizer with momentum (SGD with ``momentum > 0``, AdamW) gets
+    ``stability.explode_window_stateful`` steps to come back from a spike, plain SGD
+    ``stability.explode_window``. The chance level the collapse rule needs is
+    ``ln(task.num_classes)`` when the task has ``num_classes`` and uses
     ``torch.nn.functional.cross_entropy``; otherwise the collapse rule is off. After each epoch
     the model is evaluated on ``task.val_loader`` and ``on_epoch`` is called with the metrics;
     a non-finite validation loss also stops the run as diverged (that epoch is neither added
@@ -311,6 +333,15 @@ def train(
             epoch (model, optimizer, scheduler (PLRS: its generator), the stability monitor,
             the history, the torch RNG and the training loader's shuffling state), as a dict
             ``torch.save`` can write. Save it to checkpoint the run.
+        known_to_learn: Whether a less aggressive LR range of the same setup is known to have
+            learned within ``stability.dead_window`` steps (default False); only then can
+            the ``"dead"`` rule stop a run that never gets below its level (see
+            :class:`~prl_tune.stability.StabilityMonitor`): without that evidence such a run
+            may just be slow.
+        on_learned: Called once as ``on_learned(step)`` at the check where the training loss
+            is first seen below its level by more than ``stability.dead_tolerance`` (the
+            evidence a later, more aggressive trial's ``known_to_learn`` rests on; see
+            :attr:`TrainResult.learned_at`).
         resume: A ``state`` from ``on_state`` of a run with the same task, scheduler,
             optimizer, rules and seed: training continues at the next epoch, and the rest of
             the run (LRs drawn, batches, losses) is the one the uninterrupted run would have
@@ -341,7 +372,7 @@ def train(
     fork_devices = [resolved.index or 0] if resolved.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
-        run = _Run(task, resolved, config, rules, on_check)
+        run = _Run(task, resolved, config, rules, on_check, known_to_learn, on_learned)
         return run.run(
             epochs, scheduler, scheduler_params, steps_per_epoch, on_epoch, on_state, resume
         )
@@ -357,6 +388,8 @@ class _Run:
         optimizer: OptimizerConfig,
         rules: StabilityRules,
         on_check: Callable[[int, float], None] | None,
+        known_to_learn: bool = False,
+        on_learned: Callable[[int], None] | None = None,
     ) -> None:
         self.task = task
         self.device = device
@@ -365,8 +398,15 @@ class _Run:
         self.optimizer = optimizer.build(self.params)
         self.grad_clip = optimizer.grad_clip
         self.check_every = rules.check_every
-        self.monitor = _Monitor(rules, _chance_loss(task))
+        self.monitor = _Monitor(
+            rules,
+            chance_level(task),
+            known_to_learn=known_to_learn,
+            stateful_optimizer=optimizer.name != "sgd" or optimizer.momentum > 0,
+        )
         self.on_check = on_check
+        self.on_learned = on_learned
+        self._told_learned = False
         self.step = 0
 
     def run(
@@ -511,6 +551,10 @@ class _Run:
         """
         losses: list[float] = pending[: len(lrs)].tolist()
         verdict = self.monitor.check(losses, lrs, first_step=self.step - len(lrs) + 1)
+        learned = self.monitor.stability.learned_at
+        if learned is not None and not self._told_learned and self.on_learned is not None:
+            self._told_learned = True
+            self.on_learned(learned)
         if verdict is not None:
             raise _Unstable(verdict)
         if self.on_check is not None:
@@ -528,6 +572,7 @@ class _Run:
             instability=None if verdict is None else verdict.kind,
             lr_tail=list(self.monitor.lr_tail),
             loss_tail=list(self.monitor.loss_tail),
+            learned_at=self.monitor.stability.learned_at,
         )
 
 

@@ -149,7 +149,13 @@ def test_pruning_rules_table_and_false_switches_a_rule_off() -> None:
     )
     assert spec.rules == StabilityRules(collapse_window=None, explode_factor=20.0)
     off = StudySpec.from_dict(_with("pruning", "rules", False)).rules
-    assert off == StabilityRules(explode_factor=None, collapse_window=None, rise_window=None)
+    assert off == StabilityRules(
+        explode_factor=None,
+        sustain_factor=None,
+        collapse_window=None,
+        dead_window=None,
+        rise_window=None,
+    )
     assert StudySpec.from_dict(VALID).rules == StabilityRules()
 
 

@@ -10,7 +10,7 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
-from prl_tune._checks import ArgumentTypeError, choice, flag
+from prl_tune._checks import ArgumentTypeError, choice, flag, real
 from prl_tune.stability import (
     MEMORY_MODES,
     RangeRecord,
@@ -18,6 +18,7 @@ from prl_tune.stability import (
     StabilityRules,
     StopRecord,
     UnstableRangeMemory,
+    Verdict,
 )
 from prl_tune.store import range_record, record_verdict, study_records
 
@@ -44,6 +45,12 @@ class InstabilityPruner(BasePruner):
     2. **Rules on the reports** — when the study minimizes (a loss, reported with
        ``trial.report``), the divergence rules run on the reported values: a user's own
        objective gets divergence pruning by passing this pruner, with no other change.
+       Each value is judged at its own report step, so the rules' windows
+       (``collapse_window``, ``rise_window``) are in your report steps: with a report every 10
+       steps, a window of 16 is over after two reports. The running losses average over
+       reports (``smoothing`` is the weight of the newest report). The verdict's
+       ``diverged_at_step`` and the step numbers in its reason are report steps, as passed
+       to ``trial.report`` (step 0 included).
     3. **Base** — the wrapped pruner (``MedianPruner``, ``HyperbandPruner``, ...) decides.
 
     A trial pruned by 1 or 2 is recorded as unstable in the study (``prl_tune.store``'s
@@ -70,6 +77,17 @@ class InstabilityPruner(BasePruner):
             each check reads the study's trials. With a single worker no record can appear
             while a trial runs, so prl_tune's runner checks the memory only before training
             and passes ``False``.
+        chance_loss: the chance-level loss of the reported values (``ln C`` for
+            cross-entropy over ``C`` balanced classes), which the collapse rule needs;
+            ``None`` (default) turns that rule off.
+        stateful_optimizer: whether the trials' optimizer keeps momentum (SGD with momentum,
+            AdamW): then an explosion must hold for ``rules.explode_window_stateful`` losses,
+            which momentum methods need to come back from a spike (default False).
+
+    Raises:
+        TypeError: an argument of the wrong type.
+        ValueError: an unknown memory mode, or a ``chance_loss`` that is not a finite
+            number ``> 0``.
     """
 
     def __init__(
@@ -80,6 +98,8 @@ class InstabilityPruner(BasePruner):
         memory: str = "dominance",
         rules_on_reports: bool | None = None,
         memory_on_reports: bool = True,
+        chance_loss: float | None = None,
+        stateful_optimizer: bool = False,
     ) -> None:
         if base is not None and not isinstance(base, BasePruner):
             raise ArgumentTypeError("base", f"must be an optuna pruner or None but got {base!r}.")
@@ -94,6 +114,10 @@ class InstabilityPruner(BasePruner):
         self.memory = choice("memory", memory, MEMORY_MODES)
         self.rules_on_reports = rules_on_reports
         self.memory_on_reports = flag("memory_on_reports", memory_on_reports)
+        self.chance_loss: float | None = real(
+            "chance_loss", chance_loss, low=0.0, low_open=True, optional=True
+        )
+        self.stateful_optimizer = flag("stateful_optimizer", stateful_optimizer)
         self._decisions: dict[_Decided, StopRecord] = {}
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -132,9 +156,21 @@ class InstabilityPruner(BasePruner):
             apply = study.direction == StudyDirection.MINIMIZE
         if not (apply and trial.intermediate_values):
             return None
-        values = [value for _, value in sorted(trial.intermediate_values.items())]
-        verdict = StabilityMonitor(self.rules).observe(values, first_step=1)
+        verdict = self._rules_verdict(trial)
         return None if verdict is None else StopRecord.by_rules(verdict)
+
+    def _rules_verdict(self, trial: FrozenTrial) -> Verdict | None:
+        """The rules' verdict on the trial's reports, each judged at its report step (fed
+        afresh at every call: a trial reports a handful of values, once per epoch or so)."""
+        monitor = StabilityMonitor(
+            self.rules,
+            chance_loss=self.chance_loss,
+            stateful_optimizer=self.stateful_optimizer,
+        )
+        for step, value in sorted(trial.intermediate_values.items()):
+            if monitor.observe([value], first_step=step) is not None:
+                break
+        return monitor.verdict
 
 
 def make_pruner(spec: StudySpec) -> InstabilityPruner:

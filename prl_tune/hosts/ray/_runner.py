@@ -27,7 +27,7 @@ from ray import tune
 
 from prl_tune.config import SpecError, StudySpec
 from prl_tune.hosts._shared import resolve_space, with_overrides
-from prl_tune.hosts.ray._scheduler import InstabilityScheduler
+from prl_tune.hosts.ray._scheduler import UNSTABLE_KEY, InstabilityScheduler
 from prl_tune.hosts.ray._searcher import StudySearcher
 from prl_tune.hosts.ray._trainable import PROGRESS_FILE, VALUE_KEY, params_key, study_trainable
 from prl_tune.report import Progress, format_summary
@@ -41,6 +41,8 @@ from prl_tune.store import (
     json_float,
     make_sampler,
     open_storage,
+    study_records,
+    teach,
 )
 from prl_tune.training import EpochMetrics
 
@@ -514,13 +516,18 @@ class _SpecSearcher(StudySearcher):
         if stop is not None and stop.pruned_by == "memory":
             trial.set_user_attr("steps", 0)
             return
-        for key in ("steps", "initial_loss", "peak_loss"):
+        for key in ("steps", "initial_loss", "peak_loss", "learned_at", "chance_loss"):
             if isinstance(result.get(key), int | float):
                 value = result[key]
-                trial.set_user_attr(key, value if key == "steps" else json_float(value))
+                exact = key in ("steps", "learned_at")
+                trial.set_user_attr(key, value if exact else json_float(value))
         for key in ("loss_tail", "lr_tail"):
             if isinstance(result.get(key), list):
                 trial.set_user_attr(key, result[key])
+        if stop is None and not result.get(UNSTABLE_KEY) and self._history.get(trial_id):
+            # Completed, or stopped by the base scheduler: what its history teaches.
+            records = study_records(self.study, exclude=trial.number)
+            teach(trial, self._history[trial_id], result, self.spec.rules, records)
 
     def abandon_open_trials(self, reason: str) -> None:
         """Fail the trials Ray did not finish (the driver stopped); they are re-run on resume."""

@@ -12,7 +12,7 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from prl_tune._checks import ArgumentTypeError, ArgumentValueError, choice, real
+from prl_tune._checks import ArgumentTypeError, ArgumentValueError, choice, flag, real
 from prl_tune.space import PLRSSpace, SchedulerSpace
 from prl_tune.stability import (
     MEMORY_MODES,
@@ -46,8 +46,11 @@ class InstabilityScheduler(TrialScheduler):
     2. **Rules on the reports** — each result's ``loss`` value (a float, or a sequence of
        per-step losses since the last report) is fed to a
        :class:`~prl_tune.stability.StabilityMonitor` per trial; a verdict stops the trial at
-       once. A result with ``unstable`` true (prl_tune's loop judged every step itself) also
-       stops it and teaches the memory.
+       once. Steps are numbered consecutively across the results of a trial, from 1: a float
+       is one step, a sequence one step per entry (an entry that is not a number keeps its
+       step but is not judged), a result without the key none. The stop's ``step`` and the
+       rules' windows are in these steps. A result with ``unstable`` true (prl_tune's loop
+       judged every step itself) also stops it and teaches the memory.
     3. **Base** — otherwise the wrapped scheduler decides (default ``FIFOScheduler``).
 
     Results are not buffered (``supports_buffered_results`` is ``False``): a trial that
@@ -77,6 +80,9 @@ class InstabilityScheduler(TrialScheduler):
             without it are not judged.
         chance_loss: the chance-level loss (``ln C`` for ``C`` balanced classes) the collapse
             rule needs; ``None`` (default) turns that rule off.
+        stateful_optimizer: whether the trials' optimizer keeps momentum (SGD with momentum,
+            AdamW): then an explosion must hold for ``rules.explode_window_stateful`` losses,
+            which momentum methods need to come back from a spike (default False).
 
     Raises:
         TypeError: an argument of the wrong type.
@@ -93,6 +99,7 @@ class InstabilityScheduler(TrialScheduler):
         memory: str = "dominance",
         loss: str = "loss",
         chance_loss: float | None = None,
+        stateful_optimizer: bool = False,
     ) -> None:
         if base is not None and not isinstance(base, TrialScheduler):
             raise ArgumentTypeError(
@@ -113,6 +120,7 @@ class InstabilityScheduler(TrialScheduler):
         self.memory = UnstableRangeMemory(choice("memory", memory, MEMORY_MODES))
         self.loss = loss
         self.chance_loss = real("chance_loss", chance_loss, low=0.0, low_open=True, optional=True)
+        self.stateful_optimizer = flag("stateful_optimizer", stateful_optimizer)
         self.stopped: dict[str, StopRecord] = {}
         #: The error text of each trial that raised, by Ray trial id.
         self.errors: dict[str, str] = {}
@@ -233,7 +241,11 @@ class InstabilityScheduler(TrialScheduler):
         self.stopped = {k: StopRecord(**v) for k, v in state["stopped"].items()}
         self._monitors = {}
         for trial_id, monitor_state in state["monitors"].items():
-            monitor = StabilityMonitor(self.rules, chance_loss=self.chance_loss)
+            monitor = StabilityMonitor(
+                self.rules,
+                chance_loss=self.chance_loss,
+                stateful_optimizer=self.stateful_optimizer,
+            )
             monitor.load_state_dict(monitor_state)
             self._monitors[trial_id] = monitor
         self._reports = dict(state["reports"])
@@ -323,11 +335,21 @@ class InstabilityScheduler(TrialScheduler):
             return None
         monitor = self._monitors.get(trial.trial_id)
         if monitor is None:
-            monitor = StabilityMonitor(self.rules, chance_loss=self.chance_loss)
+            monitor = StabilityMonitor(
+                self.rules,
+                chance_loss=self.chance_loss,
+                stateful_optimizer=self.stateful_optimizer,
+            )
             self._monitors[trial.trial_id] = monitor
+        # self._reports: the steps a trial's results have covered so far.
         first = self._reports.get(trial.trial_id, 0) + 1
         self._reports[trial.trial_id] = first + len(values) - 1
-        verdict = monitor.observe(values, first_step=first)
+        for offset, value in enumerate(values):
+            if value is None:
+                continue
+            if monitor.observe([value], first_step=first + offset) is not None:
+                break
+        verdict = monitor.verdict
         return None if verdict is None else StopRecord.by_rules(verdict)
 
     def _forget_monitor(self, trial: Trial) -> None:
@@ -335,18 +357,32 @@ class InstabilityScheduler(TrialScheduler):
         self._reports.pop(trial.trial_id, None)
 
 
-def _losses(value: object) -> list[float]:
-    """A reported loss as a list of floats: one number, or a sequence of per-step numbers."""
+def _losses(value: object) -> list[float | None]:
+    """A reported loss, one entry per step: one number, or a sequence of per-step values.
+
+    An entry of a sequence that is not a number is ``None``: it keeps its step, so the steps
+    after it keep their numbers, but it is not judged.
+    """
     if isinstance(value, bool) or value is None:
         return []
     if isinstance(value, numbers.Real):
         return [float(value)]
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        return [float(v) for v in value if isinstance(v, numbers.Real) and not isinstance(v, bool)]
+        return [_number(v) for v in value]
     tolist: Callable[[], Any] | None = getattr(value, "tolist", None)  # numpy / torch
     if tolist is not None:
         return _losses(tolist())
     return []
+
+
+def _number(value: object) -> float | None:
+    """One step's loss as a float (a 0-d numpy or torch value too), or ``None``."""
+    tolist: Callable[[], Any] | None = getattr(value, "tolist", None)
+    if tolist is not None and not isinstance(value, numbers.Real):
+        value = tolist()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
 
 
 def _error_text(trial: Trial) -> str:

@@ -61,7 +61,7 @@ def study_trainable(
     losses = LossRange()
     reporter = _EpochReporter(spec, losses)
     params = spec.space.decode(config)
-    result = train_trial(spec, params, on_check=losses.observe, on_state=reporter, resume=resume)
+    result = train_trial(spec, params, progress=losses, on_state=reporter, resume=resume)
     if result.diverged:
         tune.report(_divergence(result, losses))
 

@@ -6,10 +6,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 from fixtures import ray_trainables
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from prl_tune import InstabilityScheduler, PLRSSpace, SchedulerSpace, StabilityRules
 from prl_tune.hosts.ray import StopRecord
@@ -186,8 +189,137 @@ def test_debug_string_reports_an_overlap_as_an_overlap() -> None:
     scheduler.memory.add(RangeRecord(0.01, 0.349, True, context, 1))
     scheduler.memory.add(RangeRecord(0.5, 0.552, False, context, 2))
     text = scheduler.debug_string()
-    assert "stability overlap" in text and "no lr_max boundary" in text
+    assert "stability overlap" in text and "between 0.349 and 0.552 both were seen" in text
     assert "stability boundary" not in text
     scheduler.memory.records.pop()
     scheduler.memory.add(RangeRecord(0.1, 0.2, False, context, 3))
     assert "stable up to lr_max 0.2, unstable from lr_max 0.349" in scheduler.debug_string()
+
+
+# --- per-step losses in the results, without a cluster -------------------------------------
+
+CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
+NAN = math.nan
+_RAW = {"smoothing": 1.0, "collapse_smoothing": 1.0}  # running losses = the step losses
+
+# Per kind: the rules, the chance level, each result's ``loss`` (8 steps a result), the step
+# at which the rule fires, and a part of the reason.
+_LIST_FIRES: dict[str, tuple[dict[str, Any], float | None, list[Any], int, str]] = {
+    # steps 1-8, then 9, 10, 11 = NaN
+    "non-finite": ({}, None, [[2.0] * 8, [2.0, 2.0, NAN, *[2.0] * 5]], 11, "(nan) at step 11"),
+    # from step 9 on 30.0: the running loss is 30 - 28 x 0.9^k after k such steps, 19.2 at
+    # step 17 (k = 9) and 20.2 at step 18 (k = 10), above 10 x the first step's 2.0
+    "exploded": ({}, None, [[2.0] * 8, [30.0] * 8, [30.0] * 8], 18, "at step 18"),
+    # a spike at step 9 (above 2 x chance), at chance from step 10: the 16th step is 25
+    "collapsed": (
+        _RAW,
+        CHANCE,
+        [[CHANCE] * 8, [10.0, *[CHANCE] * 7], [CHANCE] * 8, [CHANCE] * 8],
+        25,
+        "for 16 steps after a spike to 10 at step 9",
+    ),
+    # 3.0 from step 9, above 5 x the best before the window (0.5): the window of 8 steps
+    # holds only 3.0 at step 16, the last step of the second result
+    "rising": (
+        {**_RAW, "rise_window": 8},
+        None,
+        [[2.0, 1.0, *[0.5] * 6], [3.0] * 8],
+        16,
+        "(steps 9-16)",
+    ),
+}
+
+
+def _trial(**config: Any) -> Trial:
+    return Trial("__fake", config=config, stub=True)
+
+
+def _report(scheduler: InstabilityScheduler, trial: Trial, losses: list[Any]) -> list[str]:
+    """Each loss as one result, until the scheduler says STOP; its decisions."""
+    decisions: list[str] = []
+    for loss in losses:
+        decisions.append(scheduler.on_trial_result(None, trial, {"loss": loss}))
+        if decisions[-1] == STOP:
+            break
+    return decisions
+
+
+@pytest.mark.parametrize("kind", sorted(_LIST_FIRES))
+def test_a_verdict_inside_a_list_of_step_losses_is_at_its_step(kind: str) -> None:
+    rules, chance, results, step, fragment = _LIST_FIRES[kind]
+    scheduler = InstabilityScheduler(rules=StabilityRules(**rules), chance_loss=chance)
+    trial = _trial()
+    assert _report(scheduler, trial, results) == [CONTINUE] * (len(results) - 1) + [STOP]
+    stop = scheduler.stopped[trial.trial_id]
+    assert (stop.pruned_by, stop.kind, stop.step) == ("rules", kind, step)
+    assert fragment in stop.reason
+    # later results of a stopped trial are not judged again
+    assert scheduler.on_trial_result(None, trial, {"loss": [2.0]}) == STOP
+    assert scheduler.stopped[trial.trial_id] == stop
+
+
+def test_without_the_chance_level_a_collapse_in_the_lists_runs_on() -> None:
+    rules, _, results, _, _ = _LIST_FIRES["collapsed"]
+    scheduler = InstabilityScheduler(rules=StabilityRules(**rules))
+    trial = _trial()
+    assert _report(scheduler, trial, results) == [CONTINUE] * len(results)
+    assert scheduler.stopped == {}
+
+
+@pytest.mark.parametrize(
+    "as_sent",
+    [
+        pytest.param(list, id="list"),
+        pytest.param(tuple, id="tuple"),
+        pytest.param(np.array, id="numpy"),
+        pytest.param(torch.tensor, id="torch"),
+        pytest.param(lambda xs: [torch.tensor(x) for x in xs], id="list-of-0d-tensors"),
+    ],
+)
+def test_steps_are_numbered_across_floats_and_sequences(as_sent: Any) -> None:
+    scheduler = InstabilityScheduler()
+    trial = _trial()
+    # step 1; steps 2-4; no loss (no step); steps 5-7, NaN at 7
+    results = [{"loss": 2.0}, {"loss": as_sent([2.0, 1.9, 1.8])}, {"other": 1.0}]
+    results.append({"loss": as_sent([1.7, 1.6, NAN])})
+    decisions = [scheduler.on_trial_result(None, trial, result) for result in results]
+    assert decisions == [CONTINUE, CONTINUE, CONTINUE, STOP]
+    assert scheduler.stopped[trial.trial_id] == StopRecord(
+        "rules", "non-finite training loss (nan) at step 7", "non-finite", 7
+    )
+
+
+def test_an_entry_that_is_not_a_number_keeps_its_step() -> None:
+    scheduler = InstabilityScheduler()
+    trial = _trial()
+    assert _report(scheduler, trial, [[2.0, None, 2.0, "x"], [None, NAN]]) == [CONTINUE, STOP]
+    assert scheduler.stopped[trial.trial_id].step == 6
+
+
+def test_each_trial_counts_its_own_steps() -> None:
+    scheduler = InstabilityScheduler()
+    first, second = _trial(), _trial()
+    assert scheduler.on_trial_result(None, first, {"loss": [2.0] * 8}) == CONTINUE
+    assert scheduler.on_trial_result(None, second, {"loss": [2.0] * 3}) == CONTINUE
+    assert scheduler.on_trial_result(None, first, {"loss": [2.0, NAN]}) == STOP
+    assert scheduler.on_trial_result(None, second, {"loss": [NAN]}) == STOP
+    assert scheduler.stopped[first.trial_id].step == 10
+    assert scheduler.stopped[second.trial_id].step == 4
+    # a trial that ends forgets its steps: its id is judged from step 1 again
+    scheduler.on_trial_remove(None, first)
+    scheduler.stopped.clear()
+    assert scheduler.on_trial_result(None, first, {"loss": [NAN]}) == STOP
+    assert scheduler.stopped[first.trial_id].step == 1
+
+
+def test_the_step_count_survives_save_and_restore(tmp_path: Path) -> None:
+    rules, chance, results, step, _ = _LIST_FIRES["collapsed"]
+    scheduler = InstabilityScheduler(rules=StabilityRules(**rules), chance_loss=chance)
+    trial = _trial()
+    assert _report(scheduler, trial, results[:-1]) == [CONTINUE] * (len(results) - 1)
+    path = str(tmp_path / "scheduler.pkl")
+    scheduler.save(path)
+    again = InstabilityScheduler(rules=StabilityRules(**rules), chance_loss=chance)
+    again.restore(path)
+    assert again.on_trial_result(None, trial, {"loss": results[-1]}) == STOP
+    assert again.stopped[trial.trial_id].step == step
