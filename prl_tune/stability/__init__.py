@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prl_tune.stability._classify import OUTCOMES, RunOutcome, classify_run
 from prl_tune.stability._memory import (
+    EVIDENCE_KEY,
     LR_PARAM_SUFFIXES,
     MEMORY_MODES,
     RangeRecord,
@@ -22,6 +23,7 @@ from prl_tune.stability._rules import (
 from prl_tune.stability._stop import StopRecord
 
 __all__ = [
+    "EVIDENCE_KEY",
     "LR_PARAM_SUFFIXES",
     "MEMORY_MODES",
     "OPTIONAL_RULES",

@@ -14,6 +14,9 @@ MEMORY_MODES = ("dominance", "lr_max", "off")
 #: Parameter names that encode an LR range (with any prefix, e.g. ``plrs_lr_max``, ``cosine_lr``):
 #: they are compared by the memory, so they are no part of a trial's context.
 LR_PARAM_SUFFIXES = ("lr_max", "lr_min_ratio", "lr_min_frac", "lr_min", "lr")
+#: A config key a host may add to a trial's config to hand it the dead rule's evidence
+#: (``known_to_learn``); it is no searched value, so no part of a trial's context.
+EVIDENCE_KEY = "prl_tune_known_to_learn"
 
 
 def _freeze(value: Any) -> Hashable:
@@ -40,7 +43,9 @@ def range_context(
     """
     items: list[tuple[str, Hashable]] = [("scheduler", scheduler)]
     for name, value in sorted(params.items()):
-        if name == "scheduler" or name in lr_params or name.endswith(LR_PARAM_SUFFIXES):
+        if name in ("scheduler", EVIDENCE_KEY) or name in lr_params:
+            continue
+        if name.endswith(LR_PARAM_SUFFIXES):
             continue
         items.append((str(name), _freeze(value)))
     return tuple(items)

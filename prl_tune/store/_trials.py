@@ -130,7 +130,7 @@ def teach(
             outcome = RunOutcome(
                 "unstable",
                 "dead",
-                f"dead{(outcome.reason or '')[len('flat'):]}; a gentler range learned",
+                f"dead{(outcome.reason or '')[len('flat') :]}; a gentler range learned",
             )
     trial.set_user_attr("outcome", outcome.outcome)
     if outcome.outcome == "unstable":

@@ -58,3 +58,11 @@ def test_boundary() -> None:
 def test_bad_mode() -> None:
     with pytest.raises(ValueError, match="mode must be one of"):
         UnstableRangeMemory("sometimes")
+
+
+def test_the_evidence_key_a_host_adds_to_a_config_is_no_part_of_the_context() -> None:
+    from prl_tune.stability import EVIDENCE_KEY, range_context
+
+    plain = range_context("plrs", {"lr_max": 1.0, "momentum": 0.9})
+    assert range_context("plrs", {"lr_max": 1.0, "momentum": 0.9, EVIDENCE_KEY: True}) == plain
+    assert plain == (("scheduler", "plrs"), ("momentum", 0.9))

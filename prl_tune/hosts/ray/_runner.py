@@ -32,6 +32,7 @@ from prl_tune.hosts.ray._searcher import StudySearcher
 from prl_tune.hosts.ray._trainable import PROGRESS_FILE, VALUE_KEY, params_key, study_trainable
 from prl_tune.report import Progress, format_summary
 from prl_tune.space import SchedulerSpace
+from prl_tune.stability import EVIDENCE_KEY, UnstableRangeMemory
 from prl_tune.store import (
     Heartbeat,
     claim,
@@ -41,6 +42,7 @@ from prl_tune.store import (
     json_float,
     make_sampler,
     open_storage,
+    range_record,
     study_records,
     teach,
 )
@@ -471,7 +473,20 @@ class _SpecSearcher(StudySearcher):
         self._history[trial_id] = []
         if resume is not None:
             self._continue(trial_id, trial, resume)
+        if config is not None:
+            config[EVIDENCE_KEY] = self._known_to_learn(trial)
         return config
+
+    def _known_to_learn(self, trial: optuna.Trial) -> bool:
+        """The dead rule's evidence for a new trial, from the study's finished trials."""
+        own = range_record(trial)
+        if own is None:
+            return False
+        records = study_records(self.study, exclude=trial.number)
+        memory = UnstableRangeMemory("dominance", records)
+        return memory.known_to_learn(
+            own.lr_min, own.lr_max, own.context, within=self.spec.rules.dead_window
+        )
 
     def _continue(self, trial_id: str, trial: optuna.Trial, resume: _Resume) -> None:
         """Start a resumed trial with what its origin recorded up to its checkpoint."""

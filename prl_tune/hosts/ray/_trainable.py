@@ -14,6 +14,7 @@ from ray import tune
 from prl_tune.config import LossRange, StudySpec, objective_value, train_trial
 from prl_tune.hosts.ray._scheduler import UNSTABLE_KEY
 from prl_tune.space import SchedulerSpace
+from prl_tune.stability import EVIDENCE_KEY
 from prl_tune.store import json_float
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ def study_trainable(
     """
     import torch
 
+    config = dict(config)
+    known = bool(config.pop(EVIDENCE_KEY, False))  # the driver's evidence for the dead rule
     spec = StudySpec.from_dict(spec_data, source=source)
     if not isinstance(spec.space, SchedulerSpace):
         raise TypeError("spec_data must have a concrete lr_max (resolve the range test first).")
@@ -61,7 +64,9 @@ def study_trainable(
     losses = LossRange()
     reporter = _EpochReporter(spec, losses)
     params = spec.space.decode(config)
-    result = train_trial(spec, params, progress=losses, on_state=reporter, resume=resume)
+    result = train_trial(
+        spec, params, progress=losses, on_state=reporter, resume=resume, known_to_learn=known
+    )
     if result.diverged:
         tune.report(_divergence(result, losses))
 

@@ -212,7 +212,7 @@ _LIST_FIRES: dict[str, tuple[dict[str, Any], float | None, list[Any], int, str]]
     "exploded": ({}, None, [[2.0] * 8, [30.0] * 8, [30.0] * 8], 18, "at step 18"),
     # a spike at step 9 (above 2 x chance), at chance from step 10: the 16th step is 25
     "collapsed": (
-        _RAW,
+        {**_RAW, "collapse_window": 16},
         CHANCE,
         [[CHANCE] * 8, [10.0, *[CHANCE] * 7], [CHANCE] * 8, [CHANCE] * 8],
         25,
