@@ -400,3 +400,29 @@ def test_ctrl_c_of_the_driver_fails_its_running_trials_at_once(
     assert "driver stopped" in trials[running.number].user_attrs["fail_reason"]
     (interrupted,) = _finish_and_check(path, cluster, storage, "ctrl-c")
     assert interrupted.number == running.number
+
+
+def test_the_driver_hands_each_trial_the_dead_rules_evidence(tmp_path: Path) -> None:
+    """No cluster needed: the searcher's config for a new trial says whether a less aggressive
+    range of the study learned within ``dead_window`` steps (the trainable pops the key)."""
+    from prl_tune.hosts.ray import InstabilityScheduler
+    from prl_tune.hosts.ray._runner import _SpecSearcher
+    from prl_tune.stability import EVIDENCE_KEY
+
+    path, storage = _study(tmp_path, lr_max="[0.001, 10.0]")
+    spec = load_spec(path)
+    study = optuna.create_study(storage=storage, study_name="ray", direction="maximize")
+    learned = study.ask({"lr_max": optuna.distributions.FloatDistribution(1e-3, 10, log=True)})
+    attrs = {"lr_min": 0.05, "lr_max": 0.1, "learned_at": 20, "outcome": "stable"}
+    for key, value in attrs.items():
+        learned.set_user_attr(key, value)
+    study.tell(learned, 0.95)
+    scheduler = InstabilityScheduler(space=spec.space, rules=spec.rules)
+    searcher = _SpecSearcher(spec, study, scheduler, None, None)
+    evidence = {}
+    for trial_id, lr_max in (("above", 1.0), ("below", 0.01)):
+        study.enqueue_trial({"lr_max": lr_max, "lr_min_ratio": 0.9})
+        config = searcher.suggest(trial_id)
+        assert config is not None
+        evidence[trial_id] = config[EVIDENCE_KEY]
+    assert evidence == {"above": True, "below": False}
