@@ -321,7 +321,6 @@ class StabilityMonitor:
             self._fast = fast + rules.collapse_smoothing * (loss - fast)
         running = self._running
         reference = self._reference
-        fast = running if self._fast is None else self._fast
         level = self._level
         if self._learned_at is None and level is not None:
             if running < (1.0 - rules.dead_tolerance) * level:
@@ -377,8 +376,8 @@ class StabilityMonitor:
         return None
 
     def _check_dead(self, step: int) -> Verdict | None:
-        """Dead from the start: after ``dead_window`` steps the loss has never been below the
-        chance level (less the tolerance)."""
+        """Dead: ``dead_window`` steps from the start, or from the end of the last spike,
+        without ever learning, while a less aggressive range is known to have learned."""
         rules = self.rules
         level = self._level
         if rules.dead_window is None or not self.known_to_learn or level is None:
@@ -400,8 +399,8 @@ class StabilityMonitor:
 
     @property
     def learned_at(self) -> int | None:
-        """The first step whose faster running loss was below the smaller of the chance level
-        and the first step's loss by more than ``dead_tolerance``; ``None`` before."""
+        """The first step whose running loss was below the smaller of the chance level and the
+        first step's loss by more than ``dead_tolerance``; ``None`` before."""
         return self._learned_at
 
     def _check_collapse(self, step: int, running: float, reference: float) -> Verdict | None:
