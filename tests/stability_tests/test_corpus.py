@@ -10,6 +10,7 @@ figure.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import sys
@@ -36,15 +37,10 @@ def _runs() -> list[dict[str, Any]]:
     return list(corpus.load()["runs"])
 
 
-_SHIPPED: dict[str, Any] = {}
-
-
+@functools.cache
 def _shipped() -> list[tuple[Any, Any]]:
     """The shipped defaults' verdict on every run (computed once)."""
-    if "results" not in _SHIPPED:
-        _SHIPPED["results"] = corpus.verdicts(_runs(), StabilityRules())
-    results: list[tuple[Any, Any]] = _SHIPPED["results"]
-    return results
+    return corpus.verdicts(_runs(), StabilityRules())
 
 
 def _family(name: str) -> tuple[list[dict[str, Any]], list[tuple[Any, Any]]]:
@@ -143,7 +139,7 @@ def test_thresholds_chosen_without_a_family_hold_on_it(family: str) -> None:
     window of 8)."""
     runs = _runs()
     rules = stability_holdout.candidates(stability_holdout.QUICK_GRID)
-    results = _grid_results(rules)
+    results = _grid_results(tuple(rules))
     outside = [r["family"] != family for r in runs]
     index = stability_holdout.choose(runs, rules, results, outside)
     held = [r for r, out in zip(runs, outside, strict=True) if not out]
@@ -155,18 +151,13 @@ def test_thresholds_chosen_without_a_family_hold_on_it(family: str) -> None:
     assert _caught(summary) >= MIN_CAUGHT
 
 
-_GRID: dict[str, Any] = {}
-
-
-def _grid_results(rules: list[StabilityRules]) -> list[list[tuple[Any, Any]]]:
-    if "results" not in _GRID:
-        _GRID["results"] = [corpus.verdicts(_runs(), r) for r in rules]
-    results: list[list[tuple[Any, Any]]] = _GRID["results"]
-    return results
+@functools.cache
+def _grid_results(rules: tuple[StabilityRules, ...]) -> list[list[tuple[Any, Any]]]:
+    return [corpus.verdicts(_runs(), r) for r in rules]
 
 
 def test_the_shipped_defaults_are_the_choice_on_all_families() -> None:
     runs = _runs()
     rules = stability_holdout.candidates(stability_holdout.QUICK_GRID)
-    index = stability_holdout.choose(runs, rules, _grid_results(rules), [True] * len(runs))
+    index = stability_holdout.choose(runs, rules, _grid_results(tuple(rules)), [True] * len(runs))
     assert rules[index] == StabilityRules()

@@ -77,15 +77,17 @@ def optuna_objective(spec: StudySpec, trial: optuna.Trial) -> float:
     trial.set_user_attr("seed", spec.seed)
     trial.set_user_attr("backend", "optuna")
     pruner = trial.study.pruner
+    records = study_records(trial.study, exclude=trial.number)  # read once per trial
     blocker = (
-        pruner.memory_blocker(trial.study, trial) if isinstance(pruner, InstabilityPruner) else None
+        pruner.memory_blocker(trial.study, trial, records)
+        if isinstance(pruner, InstabilityPruner)
+        else None
     )
     if blocker is not None:
         stop = StopRecord.by_memory(blocker)
         mark_unstable(trial, stop)
         trial.set_user_attr("steps", 0)
         raise optuna.TrialPruned(stop.reason)
-    records = study_records(trial.study, exclude=trial.number)
     own = range_record(trial)
     known = own is not None and UnstableRangeMemory("dominance", records).known_to_learn(
         own.lr_min, own.lr_max, own.context, within=spec.rules.dead_window

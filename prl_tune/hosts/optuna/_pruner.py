@@ -133,18 +133,25 @@ class InstabilityPruner(BasePruner):
         return self._decisions.get(_Decided(study.study_name, number))
 
     def memory_blocker(
-        self, study: optuna.Study, trial: FrozenTrial | optuna.Trial
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial | optuna.Trial,
+        records: list[RangeRecord] | None = None,
     ) -> RangeRecord | None:
         """The unstable trial whose range makes ``trial``'s range too aggressive, if any.
 
         prl_tune's objective calls this before training, so a blocked range costs no step.
+        ``records``: the study's other trials (``store.study_records``) when the caller has
+        read them already.
         """
         if self.memory == "off":
             return None
         own = range_record(trial)
         if own is None:
             return None
-        memory = UnstableRangeMemory(self.memory, study_records(study, exclude=trial.number))
+        if records is None:
+            records = study_records(study, exclude=trial.number)
+        memory = UnstableRangeMemory(self.memory, records)
         return memory.blocker(own.lr_min, own.lr_max, own.context)
 
     def _unstable(self, study: optuna.Study, trial: FrozenTrial) -> StopRecord | None:
