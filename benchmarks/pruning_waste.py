@@ -12,28 +12,36 @@ fraction of it), several seeds, all arms in one run:
 
 Arms (a)-(c) keep only the loop's hard stop on a non-finite loss (a NaN run cannot go on).
 
-Ground truth (the same for every arm, whatever its pruner stopped). With ``C`` classes
-(``C = round(exp(CHANCE[family]))``) chance accuracy is ``1/C``; a trial "learned" when its last
-validation accuracy is at least half way from ``1/C`` to the study's best.
+Ground truth (the same for every arm, whatever its pruner stopped): what each trial's
+configuration does when it is trained to the end with no pruner and no rules (arm (a)'s
+setting; a trial that ran all its epochs is its own full run, any other is re-trained once,
+cached per study seed and parameters, and a trial that went non-finite stays non-finite, since
+every arm keeps the loop's hard stop). So a trial that a pruner stopped before it collapsed
+counts as unstable in every arm, and a trial the rules stopped that would have recovered counts
+as a false stop, not as unstable. With ``C`` classes (``C = round(exp(CHANCE[family]))``)
+chance accuracy is ``1/C``; a trial "learned" when its full run's last validation accuracy is at
+least half way from ``1/C`` to the study's best.
 
-- A trial "ended unstable" when the training loop stopped it (``pruned_by = "rules"``: a
-  non-finite loss, or a prl_tune rule in the arms that have them; prl_tune's classification
-  of a finished run is not used, so the truth owes nothing to it), or when
-  it ran and its last validation accuracy is <= ``1/C + 0.1`` while its ``lr_max`` is larger
-  than that of some trial of the same study that learned (it had a learning rate at which the
-  task learns). Memory-pruned trials ran no step; they count as memory-pruned, not as
-  unstable.
-- A trial was "dead from the start" when it ran, ended unstable, and its per-epoch training
-  loss never went below 0.9x the chance loss ``ln C``. "dead > 1 epoch" counts those that ran
-  more optimizer steps than one epoch has (the ``step`` of the trial's first epoch entry).
+- A trial "ended unstable" when its full run went non-finite, or ended at chance
+  (last validation accuracy ``<= 1/C + 0.1``) while its ``lr_max`` is larger than that of some
+  trial of the same study that learned (the task learns at a gentler rate). Memory-pruned
+  trials ran no step; they count as memory-pruned, not as unstable.
+- A trial was "dead from the start" when it ended unstable and its full run never learned: its
+  running training loss (the rules' smoothing) never went below 0.9x its level, the smaller of
+  the chance loss ``ln C`` and its first loss (``learned_at``, recorded on every trial). A run
+  that learned and then fell back to chance collapsed; it is not dead from the start.
+  "dead > 1 epoch" counts dead trials that ran more optimizer steps than one epoch has.
+- A "false stop" is a trial that the rules stopped (``pruned_by = "rules"``, not non-finite)
+  whose full run learned.
 
 Printed per family, one markdown table (one row per arm, mean over seeds): optimizer steps in
 total, steps spent in trials that ended unstable, best validation accuracy (the best trial
 value), its difference to arm (a) in points, the steps until the best-so-far reached 99% of the
-arm's final best, trials that ended unstable, memory-pruned trials, and dead-from-the-start
-trials that ran longer than one epoch. Then the target lines: (e)/(b) unstable steps (target
-<= 0.25), (e) and (f) best minus (a) best in points (target >= -0.5), and the dead-from-start
-trials over one epoch of each prl_tune arm, summed over seeds (target 0).
+arm's final best, trials that ended unstable, memory-pruned trials, dead-from-the-start
+trials that ran longer than one epoch, and false stops. Then the target lines: (e)/(b)
+unstable steps (target <= 0.25), (e) and (f) best minus (a) best in points (target >= -0.5),
+and the dead-from-start trials over one epoch of each prl_tune arm, summed over seeds
+(target 0).
 
 ``--family`` may be given several times (each family gets its own table); ``--optimizer`` and
 ``--batch-size`` apply to all of them. ``regression`` is not offered: its metric is not accuracy.
@@ -57,16 +65,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from task_families import CHANCE, FAMILIES
 
-from prl_tune.config import StudySpec
+from prl_tune.config import LossRange, StudySpec, train_trial
 from prl_tune.hosts.optuna import run_study
 
 ARMS: dict[str, dict[str, Any]] = {
@@ -86,7 +94,6 @@ OPTIMIZERS: dict[str, tuple[dict[str, Any], tuple[float, float]]] = {
     "momentum": ({"name": "sgd", "momentum": 0.9}, (1e-4, 1.0)),
 }
 LEARNED_MARGIN = 0.1  # above chance accuracy + this: the trial learned
-DEAD_LOSS = 0.9  # x the chance loss: a trial whose training loss never got below this is dead
 
 
 def make_spec(
@@ -141,45 +148,91 @@ def _memory_pruned(trial: FrozenTrial) -> bool:
     return trial.user_attrs.get("pruned_by") == "memory"
 
 
-def _last_accuracy(trial: FrozenTrial) -> float:
+class FullRun(NamedTuple):
+    """What a configuration does trained to the end with no pruner and no rules."""
+
+    accuracy: float  # last validation accuracy (nan when it went non-finite)
+    learned: bool  # its running training loss went below 0.9x its level (learned_at)
+    nonfinite: bool
+
+
+def _ran_to_the_end(trial: FrozenTrial, epochs: int) -> bool:
     history = trial.user_attrs.get("history") or []
-    return _number(history[-1].get("val_accuracy")) if history else math.nan
+    return trial.state == TrialState.COMPLETE and len(history) == epochs
 
 
-def ground_truth(trials: list[FrozenTrial], chance_loss: float) -> list[tuple[bool, bool, bool]]:
-    """Per trial: (ended unstable, dead from the start, dead and ran longer than one epoch)."""
+def full_run(trial: FrozenTrial, full: StudySpec, cache: dict[Any, FullRun]) -> FullRun:
+    """The trial's configuration trained to the end under ``full`` (arm (a)'s spec of the same
+    study seed): its own history when it ran all epochs, else a re-training, cached by
+    parameters (the trials of a study share its seed, so the run is the same)."""
+    attrs = trial.user_attrs
+    history = attrs.get("history") or []
+    if _ran_to_the_end(trial, full.task.epochs):
+        return FullRun(_number(history[-1].get("val_accuracy")), "learned_at" in attrs, False)
+    if attrs.get("pruned_by") == "rules" and attrs.get("instability") == "non-finite":
+        return FullRun(math.nan, "learned_at" in attrs, True)  # every arm's loop stops there
+    key = tuple(sorted(trial.params.items()))
+    if key not in cache:
+        config = full.space.suggest(FixedTrial(trial.params))
+        for name in ("lr_min", "lr_max"):  # the same configuration as the trial's
+            assert math.isclose(config[name], float(attrs[name]), rel_tol=1e-9), (name, config)
+        progress = LossRange()
+        result = train_trial(full, config, progress=progress)
+        cache[key] = FullRun(
+            result.history[-1].val_accuracy if result.history else math.nan,
+            progress.learned_at is not None,
+            result.diverged,
+        )
+    return cache[key]
+
+
+class Truth(NamedTuple):
+    unstable: bool
+    dead: bool
+    dead_long: bool
+    false_stop: bool
+
+
+def ground_truth(
+    trials: list[FrozenTrial], runs: list[FullRun | None], chance_loss: float
+) -> list[Truth]:
+    """Per trial, from its full run (``None``: memory-pruned, never ran): whether it ended
+    unstable, was dead from the start (and ran longer than one epoch), or was a false stop."""
     classes = round(math.exp(chance_loss))
     level = 1.0 / classes + LEARNED_MARGIN
+    finite = [r.accuracy for r in runs if r is not None and math.isfinite(r.accuracy)]
     # "Learned" for the LR comparison: at least half way from chance to the study's best, so
     # a slow run that barely left chance does not make every larger slow LR look dead.
-    ran = [t for t in trials if not _memory_pruned(t) and "lr_max" in t.user_attrs]
-    finite = [a for a in (_last_accuracy(t) for t in ran) if math.isfinite(a)]
     well = (max(finite, default=1.0) + 1.0 / classes) / 2
-    learned = [float(t.user_attrs["lr_max"]) for t in ran if _last_accuracy(t) >= well]
+    learned = [
+        float(t.user_attrs["lr_max"])
+        for t, r in zip(trials, runs, strict=True)
+        if r is not None and r.accuracy >= well
+    ]
     lowest_learned = min(learned, default=math.inf)
     rows = []
-    for trial in trials:
+    for trial, run in zip(trials, runs, strict=True):
         attrs = trial.user_attrs
         steps = int(attrs.get("steps", 0))
-        if _memory_pruned(trial) or steps == 0:
-            rows.append((False, False, False))
+        if run is None or steps == 0:
+            rows.append(Truth(False, False, False, False))
             continue
-        history = attrs.get("history") or []
-        at_chance = not _last_accuracy(trial) > level  # nan (no epoch finished) counts too
-        stopped = attrs.get("pruned_by") == "rules"  # not prl_tune's classification afterwards
-        ended_unstable = stopped or (
+        at_chance = not run.accuracy > level  # nan (non-finite) counts too
+        unstable = run.nonfinite or (
             at_chance and float(attrs.get("lr_max", -math.inf)) > lowest_learned
         )
-        never_learned = not any(
-            _number(h.get("train_loss")) < DEAD_LOSS * chance_loss for h in history
-        )
-        dead = ended_unstable and never_learned
+        dead = unstable and not run.learned
+        history = attrs.get("history") or []
         per_epoch = int(history[0]["step"]) if history else None
-        rows.append((ended_unstable, dead, dead and per_epoch is not None and steps > per_epoch))
+        dead_long = dead and per_epoch is not None and steps > per_epoch
+        stopped = attrs.get("pruned_by") == "rules" and attrs.get("instability") != "non-finite"
+        rows.append(Truth(unstable, dead, dead_long, stopped and run.accuracy >= well))
     return rows
 
 
-def analyse(study: optuna.Study, chance_loss: float) -> dict[str, float]:
+def analyse(
+    study: optuna.Study, chance_loss: float, full: StudySpec, cache: dict[Any, FullRun]
+) -> dict[str, float]:
     trials = sorted(study.trials, key=lambda t: t.number)
     steps = [int(t.user_attrs.get("steps", 0)) for t in trials]
     values = [
@@ -193,16 +246,23 @@ def analyse(study: optuna.Study, chance_loss: float) -> dict[str, float]:
         if value >= 0.99 * best:
             reached = cumulative
             break
-    truth = ground_truth(trials, chance_loss)
+    runs = [
+        None if _memory_pruned(t) or "lr_max" not in t.user_attrs else full_run(t, full, cache)
+        for t in trials
+    ]
+    truth = ground_truth(trials, runs, chance_loss)
     return {
         "steps": float(sum(steps)),
-        "unstable_steps": float(sum(s for s, row in zip(steps, truth, strict=True) if row[0])),
+        "unstable_steps": float(
+            sum(s for s, row in zip(steps, truth, strict=True) if row.unstable)
+        ),
         "best": best,
         "steps_to_99": float(reached),
-        "unstable_trials": float(sum(row[0] for row in truth)),
+        "unstable_trials": float(sum(row.unstable for row in truth)),
         "memory_pruned": float(sum(_memory_pruned(t) for t in trials)),
-        "dead": float(sum(row[1] for row in truth)),
-        "dead_long": float(sum(row[2] for row in truth)),
+        "dead": float(sum(row.dead for row in truth)),
+        "dead_long": float(sum(row.dead_long for row in truth)),
+        "false_stops": float(sum(row.false_stop for row in truth)),
     }
 
 
@@ -210,6 +270,7 @@ def run_family(family: str, args: argparse.Namespace, folder: Path) -> dict[str,
     chance_loss = CHANCE[family]
     assert chance_loss is not None
     results: dict[str, list[dict[str, float]]] = {name: [] for name in args.arms}
+    caches: dict[int, dict[Any, FullRun]] = {seed: {} for seed in range(args.seeds)}
     for name in args.arms:
         for seed in range(args.seeds):
             db = f"{family}-{args.optimizer}-{name.split()[0]}{seed}.db"
@@ -226,12 +287,24 @@ def run_family(family: str, args: argparse.Namespace, folder: Path) -> dict[str,
             )
             t0 = time.perf_counter()
             study = run_study(spec, stream=None)
-            row = analyse(study, chance_loss)
+            seconds = time.perf_counter() - t0
+            full = make_spec(
+                ARMS["a no pruner"],
+                seed,
+                args.trials,
+                args.epochs,
+                f"sqlite:///{folder / 'unused.db'}",  # full runs train, store nothing
+                family=family,
+                optimizer=args.optimizer,
+                batch_size=args.batch_size,
+            )
+            row = analyse(study, chance_loss, full, caches[seed])
             results[name].append(row)
             print(
                 f"{family} {name:<18} seed {seed}: best {row['best']:.4f}, "
                 f"steps {row['steps']:.0f}, unstable steps {row['unstable_steps']:.0f}, "
-                f"dead > 1 epoch {row['dead_long']:.0f}, {time.perf_counter() - t0:.0f} s",
+                f"dead > 1 epoch {row['dead_long']:.0f}, false stops {row['false_stops']:.0f}, "
+                f"{seconds:.0f} s (+{time.perf_counter() - t0 - seconds:.0f} s of full runs)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -251,9 +324,9 @@ def report(family: str, args: argparse.Namespace, results: dict[str, list[dict]]
     )
     print(
         "| arm | steps | unstable steps | best acc | vs (a), points | steps to 99% "
-        "| unstable trials | memory-pruned | dead > 1 epoch |"
+        "| unstable trials | memory-pruned | dead > 1 epoch | false stops |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = results.get("a no pruner")
     best_a = mean(r["best"] for r in base) if base else None
 
@@ -272,7 +345,8 @@ def report(family: str, args: argparse.Namespace, results: dict[str, list[dict]]
             f"| {mean(r['steps_to_99'] for r in rows):.0f} "
             f"| {mean(r['unstable_trials'] for r in rows):.1f} "
             f"| {mean(r['memory_pruned'] for r in rows):.1f} "
-            f"| {mean(r['dead_long'] for r in rows):.1f} |"
+            f"| {mean(r['dead_long'] for r in rows):.1f} "
+            f"| {mean(r['false_stops'] for r in rows):.1f} |"
         )
     print()
     if "b median" in results and "e rules+memory" in results:

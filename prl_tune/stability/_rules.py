@@ -55,9 +55,10 @@ class StabilityRules:
        collapse_tolerance`` of the chance level): it fell back to predicting the class prior.
        A slow start near chance level has done neither and never fires.
     5. dead (needs ``known_to_learn``): ``dead_window`` steps from the start, or from the end of
-       the last spike, without learning, while a less aggressive range of the same setup is
-       known to have learned within ``dead_window`` steps. The same flat loss without that
-       evidence may be a slow start, and is left alone.
+       the last spike, without learning, or, once it learned, ``dead_window`` steps back at or
+       above its level (it learned a little and fell back), while a less aggressive range of
+       the same setup is known to have learned within ``dead_window`` steps. The same flat loss
+       without that evidence may be a slow start, and is left alone.
     6. rise (off by default): the running loss stays above ``rise_factor`` x its best value
        from before the window for ``rise_window`` consecutive steps.
 
@@ -261,6 +262,7 @@ class StabilityMonitor:
         self._level: float | None = None  # what "no better than the start" means
         self._learned_at: int | None = None
         self._learned_below: int | None = None  # first step well below the chance band
+        self._below_at: int | None = None  # once learned: the last step below its level
         self._calm_since = 0  # the step the last spike ended (0: no spike yet)
         self._window: deque[tuple[int, float]] = deque()  # (step, running loss), rise window
         self._window_min: deque[tuple[int, float]] = deque()  # increasing running losses
@@ -325,6 +327,8 @@ class StabilityMonitor:
         if self._learned_at is None and level is not None:
             if running < (1.0 - rules.dead_tolerance) * level:
                 self._learned_at = step
+        if self._learned_at is not None and level is not None and running < level:
+            self._below_at = step
         if reference is None or reference <= 0.0:
             return None
         verdict = self._check_high(step, running, reference)
@@ -377,18 +381,30 @@ class StabilityMonitor:
 
     def _check_dead(self, step: int) -> Verdict | None:
         """Dead: ``dead_window`` steps from the start, or from the end of the last spike,
-        without ever learning, while a less aggressive range is known to have learned."""
+        without ever learning, or back at or above its level for as long after learning,
+        while a less aggressive range is known to have learned."""
         rules = self.rules
         level = self._level
         if rules.dead_window is None or not self.known_to_learn or level is None:
             return None
-        if self._learned_at is not None or self._in_spike:
-            return None
-        calm = step - self._calm_since
-        if calm < rules.dead_window:
+        if self._in_spike:
             return None
         what = "the first loss" if level != self.chance_loss else "the chance level"
         calm_since = self._calm_since
+        if self._learned_at is not None:
+            back = max(calm_since, self._below_at if self._below_at is not None else 0)
+            if step - back < rules.dead_window:
+                return None
+            return Verdict(
+                "dead",
+                step,
+                f"dead: loss back at or above {what} {level:.4g} for {step - back} steps (since "
+                f"step {back}) after it learned at step {self._learned_at}; a gentler range "
+                "learned",
+            )
+        calm = step - calm_since
+        if calm < rules.dead_window:
+            return None
         since = "" if calm_since == 0 else f" after its spike (to step {calm_since})"
         return Verdict(
             "dead",
@@ -482,6 +498,7 @@ class StabilityMonitor:
             "level": self._level,
             "learned_at": self._learned_at,
             "learned_below": self._learned_below,
+            "below_at": self._below_at,
             "calm_since": self._calm_since,
             "window": [list(item) for item in self._window],
             "window_min": [list(item) for item in self._window_min],
@@ -517,6 +534,7 @@ class StabilityMonitor:
         self._level = state["level"]
         self._learned_at = state["learned_at"]
         self._learned_below = state["learned_below"]
+        self._below_at = state.get("below_at", self._learned_at)  # absent in older states
         self._calm_since = int(state["calm_since"])
         self._window = deque((int(s), float(v)) for s, v in state["window"])
         self._window_min = deque((int(s), float(v)) for s, v in state["window_min"])

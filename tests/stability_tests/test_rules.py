@@ -229,6 +229,30 @@ def test_without_chance_level_dead_means_never_below_the_first_loss() -> None:
     assert rules.dead_window is not None
 
 
+def test_a_run_that_learned_a_little_and_fell_back_to_its_level_is_dead() -> None:
+    rules = StabilityRules()
+    assert rules.dead_window is not None
+    # Down to 0.85x chance (learned, but not "well": no collapse), then back above chance.
+    dip = [CHANCE - 0.04 * k for k in range(10)] + [0.85 * CHANCE] * 30
+    losses = [*dip, *_noise(300, 1.05 * CHANCE, 0.02)]
+    running = _running(losses)
+    learned = next(s for s, v in enumerate(running, 1) if v < (1 - rules.dead_tolerance) * CHANCE)
+    last_below = max(s for s, v in enumerate(running, 1) if v < CHANCE)
+    assert _feed_with(losses) is None  # without a gentler range that learned: left alone
+    monitor = StabilityMonitor(rules, chance_loss=CHANCE, known_to_learn=True)
+    verdict = monitor.observe(losses, first_step=1)
+    assert monitor.learned_at == learned
+    assert verdict is not None
+    assert (verdict.kind, verdict.step) == ("dead", last_below + rules.dead_window)
+    assert verdict.reason == (
+        f"dead: loss back at or above the chance level 2.303 for {rules.dead_window} steps "
+        f"(since step {last_below}) after it learned at step {learned}; a gentler range learned"
+    )
+    # The same dip followed by a plateau below the level (a run that learned and stays) runs on.
+    staying = [*dip, *_noise(300, 0.95 * CHANCE, 0.02)]
+    assert _feed_with(staying, known_to_learn=True) is None
+
+
 # --- collapse -----------------------------------------------------------------------------
 
 
@@ -418,6 +442,19 @@ def test_state_dict_round_trips_through_json(rules: StabilityRules, losses: list
         if resumed is not None:
             break
     assert resumed == whole
+
+
+def test_a_resumed_monitor_keeps_the_dead_clock_after_learning() -> None:
+    dip = [CHANCE - 0.04 * k for k in range(10)] + [0.85 * CHANCE] * 30
+    losses = [*dip, *_noise(300, 1.05 * CHANCE, 0.02)]
+    whole = StabilityMonitor(StabilityRules(), chance_loss=CHANCE, known_to_learn=True)
+    expected = whole.observe(losses, first_step=1)
+    assert expected is not None and expected.kind == "dead"
+    first = StabilityMonitor(StabilityRules(), chance_loss=CHANCE, known_to_learn=True)
+    first.observe(losses[:80], first_step=1)  # learned, and back at chance for a while
+    second = StabilityMonitor(StabilityRules(), chance_loss=CHANCE, known_to_learn=True)
+    second.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    assert second.observe(losses[80:], first_step=81) == expected
 
 
 def test_state_dict_keeps_the_verdict() -> None:
