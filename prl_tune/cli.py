@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from prl_tune._imports import import_ray_tune
 from prl_tune._version import __version__
@@ -14,6 +15,8 @@ from prl_tune.config import DEFAULT_STORAGE, SpecError, StudySpec, load_spec, pa
 from prl_tune.report import FORMATS
 
 EXIT_BAD_INPUT = 2
+#: Worker processes died more often than ``[study] worker_restarts`` allows (study unfinished).
+EXIT_WORKERS_FAILED = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -77,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run trials in Optuna worker processes or on Ray Tune (overrides [study] backend)",
     )
     _add_ray_options(tune)
+    _add_compare_parser(commands)
 
     finder = commands.add_parser(
         "range-test",
@@ -96,6 +100,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_report_parsers(commands)
     return parser
+
+
+def _add_compare_parser(commands: Any) -> None:
+    compare = commands.add_parser(
+        "compare",
+        help="compare the study's schedulers fairly: equal tuning budgets, fresh seeds, a test "
+        "split",
+        description="Tune each scheduler of [space] schedulers in a study of its own (same "
+        "budget, sampler and seed, its own pruner), re-train each one's best configuration with "
+        "fresh seeds, score it on a test split no selection saw, and print the table "
+        "([comparison] in the study file). Re-running it resumes.",
+    )
+    compare.add_argument("study_file", metavar="STUDY.toml", help="the study file")
+    compare.add_argument("--storage", help="storage URL (overrides [study] storage)")
+    compare.add_argument("--out", metavar="FILE", help="also write the table as Markdown")
+    compare.add_argument(
+        "--seeds", type=_positive_int, help="evaluation seeds (overrides [comparison] seeds)"
+    )
+    compare.add_argument(
+        "--studies",
+        type=_positive_int,
+        help="independent tuning studies per scheduler (overrides [comparison] studies)",
+    )
+    compare.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one field of the study file (TOML value), e.g. --set comparison.trials=4",
+    )
+    compare.add_argument("--quiet", action="store_true", help="print only the table")
 
 
 def _add_report_parsers(commands: Any) -> None:
@@ -131,11 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``prl-tune``; returns the exit code (2 for bad input)."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "tune":
-            return _tune(args)
-        if args.command == "range-test":
-            return _range_test(args)
-        return _report(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return _command(args)
     except SpecError as exc:
         print(f"prl-tune: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -148,6 +182,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "tune":
+        return _tune(args)
+    if args.command == "range-test":
+        return _range_test(args)
+    if args.command == "compare":
+        return _compare(args)
+    return _report(args)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """prl_tune's own warnings as one ``prl-tune: warning:`` line; others as Python shows them."""
+    from prl_tune.store import LocalBudgetWarning, NetworkFilesystemWarning
+
+    if issubclass(category, (LocalBudgetWarning, NetworkFilesystemWarning)):
+        print(f"prl-tune: warning: {message}", file=file or sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
 _RAY_OPTIONS = ("address", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures")
 
 
@@ -160,8 +222,17 @@ def _tune(args: argparse.Namespace) -> int:
             overrides[f"ray.{option}"] = getattr(args, option)
     spec = load_spec(args.study_file, overrides=overrides)
     from prl_tune.report import format_summary
+    from prl_tune.store import check_storage_url
 
+    # An unusable store (unreachable, refused, no driver, grpc://) fails in one line before a
+    # backend starts or anything is written.
+    check_storage_url(args.storage or spec.storage)
     stream = None if args.quiet else sys.stderr
+    if spec.comparison is not None and stream is not None:
+        print(
+            "note: [comparison] is read by prl-tune compare; tune runs the file as one study",
+            file=stream,
+        )
     if spec.study.backend == "ray":
         try:
             import_ray_tune()
@@ -173,11 +244,19 @@ def _tune(args: argparse.Namespace) -> int:
             spec, n_trials=args.n_trials, storage=args.storage, stream=stream, verbose=args.verbose
         )
     else:
-        from prl_tune.hosts.optuna import run_study
+        from prl_tune.hosts.optuna import WorkersFailed, run_study
 
-        study = run_study(
-            spec, n_trials=args.n_trials, workers=args.workers, storage=args.storage, stream=stream
-        )
+        try:
+            study = run_study(
+                spec,
+                n_trials=args.n_trials,
+                workers=args.workers,
+                storage=args.storage,
+                stream=stream,
+            )
+        except WorkersFailed as exc:
+            print(f"prl-tune: error: {exc}", file=sys.stderr)
+            return EXIT_WORKERS_FAILED
     if args.quiet:
         print(format_summary(study))
     _report_when_done(spec, study, args.storage or spec.storage)
@@ -197,6 +276,31 @@ def _report_when_done(spec: StudySpec, study: Any, storage: str) -> None:
         f"--out {spec.name}-report.html",
         file=sys.stderr,
     )
+
+
+def _compare(args: argparse.Namespace) -> int:
+    overrides = dict(parse_override(text) for text in args.overrides)
+    for option in ("seeds", "studies"):
+        if getattr(args, option) is not None:
+            overrides[f"comparison.{option}"] = getattr(args, option)
+    if args.storage is not None:
+        overrides["study.storage"] = args.storage
+    spec = load_spec(args.study_file, overrides=overrides)
+    if args.out is not None and not Path(args.out).resolve().parent.is_dir():
+        raise SpecError(f"--out: folder {str(Path(args.out).resolve().parent)!r} does not exist.")
+    from prl_tune.compare import comparison_markdown, format_comparison, run_comparison
+    from prl_tune.hosts.optuna import WorkersFailed
+
+    try:
+        table = run_comparison(spec, stream=None if args.quiet else sys.stderr)
+    except WorkersFailed as exc:
+        print(f"prl-tune: error: {exc}", file=sys.stderr)
+        return EXIT_WORKERS_FAILED
+    print(format_comparison(table))
+    if args.out is not None:
+        Path(args.out).write_text(comparison_markdown(table), encoding="utf-8")
+        print(f"table written to {args.out}", file=sys.stderr)
+    return 0
 
 
 def _range_test(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""Shared test set-up: ``tests/`` on ``sys.path`` (for ``fixtures.*``) and a study-file fixture."""
+"""Shared test set-up: ``tests/`` on ``sys.path`` (for ``fixtures.*``), a study-file fixture and
+the PostgreSQL server fixture (``fixtures.postgres``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import pytest
 _TESTS = str(Path(__file__).parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
+
+#: Fixtures shared by several test folders: ``postgres_server``, a real PostgreSQL 15 server.
+pytest_plugins = ["fixtures.postgres"]
 
 STUDY = """
 [study]

@@ -2,8 +2,10 @@
 
 from prl_tune.config._spec import (
     DEFAULT_STORAGE,
+    EVALUATION_SEED_OFFSET,
     METRICS,
     RANGE_TEST,
+    ComparisonSettings,
     PruningSettings,
     RaySettings,
     SpecError,
@@ -24,8 +26,10 @@ from prl_tune.config._trial import (
 
 __all__ = [
     "DEFAULT_STORAGE",
+    "EVALUATION_SEED_OFFSET",
     "METRICS",
     "RANGE_TEST",
+    "ComparisonSettings",
     "LossRange",
     "PruningSettings",
     "RaySettings",

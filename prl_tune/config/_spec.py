@@ -47,6 +47,9 @@ RANGE_TEST = "range-test"
 SAMPLERS = ("tpe", "random")
 ALLOCATIONS = ("equal", "sampler")
 DEFAULT_STORAGE = "sqlite:///prl_tune.db"
+#: The evaluation seeds of ``prl-tune compare`` are ``seed + EVALUATION_SEED_OFFSET + k``, above
+#: every tuning seed ``seed + repeat`` (``repeat < [comparison] studies <= this``).
+EVALUATION_SEED_OFFSET = 1000
 
 
 class SpecError(ValueError):
@@ -64,6 +67,8 @@ class StudySettings:
     direction: str | None = None  # None: the metric's own direction
     value: str = "last"
     workers: int = 1
+    worker_restarts: int | None = None  # None: 2 x workers
+    workers_per_gpu: int = 1
     seed: int = 0
     sampler: str = "tpe"
     backend: str = "optuna"
@@ -82,6 +87,8 @@ class StudySettings:
             )
         choice("value", self.value, ("last", "best"))
         integer("workers", self.workers, minimum=1)
+        integer("worker_restarts", self.worker_restarts, minimum=0, optional=True)
+        integer("workers_per_gpu", self.workers_per_gpu, minimum=1)
         integer("seed", self.seed, minimum=0)
         choice("sampler", self.sampler, SAMPLERS)
         choice("backend", self.backend, BACKENDS)
@@ -178,6 +185,59 @@ class RaySettings:
             )
 
 
+@dataclass(frozen=True, kw_only=True)
+class ComparisonSettings:
+    """The ``[comparison]`` section: the protocol of ``prl-tune compare`` (``tune`` ignores it,
+    and it is no part of a study's identity: a study may change it between runs).
+
+    Args:
+        trials: tuning trials per scheduler in each tuning study, ``>= 1``; ``None``
+            (default): ``[study] n_trials`` divided among the schedulers, rounded up.
+        seeds: fresh seeds each scheduler's best configuration is re-trained with, ``>= 1``
+            (default 5).
+        studies: independent tuning studies per scheduler (sampler and training seed
+            ``[study] seed + repeat``), in ``[1, 1000]`` (default 1): more show how much the
+            tuning itself varies.
+        baseline: the scheduler the confidence intervals compare against, one of ``[space]
+            schedulers``; ``None`` (default): ``"plrs"`` when it is searched, else the first.
+    """
+
+    trials: int | None = None
+    seeds: int = 5
+    studies: int = 1
+    baseline: str | None = None
+
+    def __post_init__(self) -> None:
+        integer("trials", self.trials, minimum=1, optional=True)
+        integer("seeds", self.seeds, minimum=1)
+        if integer("studies", self.studies, minimum=1) > EVALUATION_SEED_OFFSET:
+            raise ArgumentValueError(
+                "studies",
+                f"must be <= {EVALUATION_SEED_OFFSET} (the evaluation seeds start at seed + "
+                f"{EVALUATION_SEED_OFFSET}, above every tuning seed) but got {self.studies}.",
+            )
+        if self.baseline is not None:
+            text("baseline", self.baseline)
+
+    def tuning_trials(self, n_trials: int, schedulers: tuple[str, ...]) -> int:
+        """Trials per scheduler in each tuning study: ``trials``, else ``n_trials`` shared out."""
+        return self.trials if self.trials is not None else -(-n_trials // len(schedulers))
+
+    def baseline_of(self, schedulers: tuple[str, ...]) -> str:
+        """The baseline scheduler: ``baseline``, else ``"plrs"`` if searched, else the first."""
+        if self.baseline is not None:
+            return self.baseline
+        return "plrs" if "plrs" in schedulers else schedulers[0]
+
+    def evaluation_seeds(self, seed: int) -> tuple[int, ...]:
+        """The evaluation seeds: ``seed + 1000 + k``, ``k < seeds``."""
+        return tuple(seed + EVALUATION_SEED_OFFSET + k for k in range(self.seeds))
+
+    def tuning_seeds(self, seed: int) -> tuple[int, ...]:
+        """The tuning studies' seeds: ``seed + repeat``, ``repeat < studies``."""
+        return tuple(seed + repeat for repeat in range(self.studies))
+
+
 @contextmanager
 def _as_argument(name: str) -> Iterator[None]:
     """Give an ``ArgumentError`` raised inside the argument name ``name``."""
@@ -217,10 +277,23 @@ _LAYOUT: dict[str, dict[str, Any]] = {
     },
     "pruning": {**_defaults(PruningSettings), "rules": True},
     "ray": _defaults(RaySettings),
+    "comparison": _defaults(ComparisonSettings),
 }
 _REQUIRED = {"study": ("name", "n_trials"), "task": ("epochs",)}
+# Sections left out of the canonical dict when the file has none.
+_OPTIONAL_SECTIONS = ("comparison",)
+# Sections that are no part of a study's identity (a study may change them between runs).
+_RUN_TIME_SECTIONS = ("ray", "comparison")
 # Keys a study may change between runs (with all of ``[ray]``): where and how it runs.
-_RUN_TIME_STUDY_KEYS = ("n_trials", "workers", "storage", "backend", "report")
+_RUN_TIME_STUDY_KEYS = (
+    "n_trials",
+    "workers",
+    "worker_restarts",
+    "workers_per_gpu",
+    "storage",
+    "backend",
+    "report",
+)
 
 
 @dataclass(frozen=True)
@@ -243,6 +316,8 @@ class StudySpec:
         rules: ``[pruning] rules``.
         pruning: the rest of ``[pruning]``.
         ray: ``[ray]``, the Ray backend's run-time settings.
+        comparison: ``[comparison]``, the protocol of ``prl-tune compare`` (``None``: the file
+            has no such section; ``compare`` then takes its defaults).
         data: the canonical dict.
         source: where the spec came from, for messages.
     """
@@ -256,6 +331,7 @@ class StudySpec:
     rules: StabilityRules
     pruning: PruningSettings
     ray: RaySettings
+    comparison: ComparisonSettings | None
     data: Mapping[str, Any] = field(repr=False)
     source: str = field(default="<dict>", compare=False)
 
@@ -356,6 +432,10 @@ class StudySpec:
             allocation = choice("allocation", space_fields["allocation"], ALLOCATIONS)
         with _section("ray"):
             ray = RaySettings(**sections["ray"])
+        comparison = None
+        if "comparison" in sections:
+            with _section("comparison"):
+                comparison = _parse_comparison(sections["comparison"], tuple(space.schedulers))
         canonical = json.loads(json.dumps(sections))
         return cls(
             study,
@@ -367,6 +447,7 @@ class StudySpec:
             rules,
             pruning,
             ray,
+            comparison,
             canonical,
             source,
         )
@@ -393,6 +474,8 @@ def _filled_sections(data: Mapping[str, Any], source: str) -> dict[str, dict[str
     sections: dict[str, dict[str, Any]] = {}
     for section, layout in _LAYOUT.items():
         raw = data.get(section)
+        if raw is None and section in _OPTIONAL_SECTIONS:
+            continue
         if raw is None and section in _REQUIRED:
             raise SpecError(f"[{section}]: required section is missing.")
         if raw is not None and not isinstance(raw, Mapping):
@@ -428,6 +511,17 @@ def _parse_rules(value: Any) -> tuple[StabilityRules, Any]:
         return StabilityRules.from_mapping(table), table
     except (TypeError, ValueError) as exc:
         raise SpecError(f"[pruning.rules] {exc}") from exc
+
+
+def _parse_comparison(fields: Mapping[str, Any], schedulers: tuple[str, ...]) -> ComparisonSettings:
+    comparison = ComparisonSettings(**fields)
+    if comparison.baseline is not None and comparison.baseline not in schedulers:
+        raise ArgumentValueError(
+            "baseline",
+            f"must be one of the [space] schedulers {list(schedulers)} but got "
+            f"{comparison.baseline!r}.",
+        )
+    return comparison
 
 
 def _parse_space(fields: Mapping[str, Any]) -> SchedulerSpace | PendingRangeTest:
@@ -489,10 +583,11 @@ def parse_override(text_: str) -> tuple[str, Any]:
 
 
 def spec_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """The fields that differ between two ``to_dict()`` forms, ignoring run-time-only keys."""
+    """The fields that differ between two ``to_dict()`` forms, ignoring run-time-only keys
+    (``[ray]``, ``[comparison]`` and where and how ``[study]`` runs)."""
     ignore = {("study", key) for key in _RUN_TIME_STUDY_KEYS}
     diffs = []
-    for section in sorted((set(stored) | set(current)) - {"ray"}):
+    for section in sorted((set(stored) | set(current)) - set(_RUN_TIME_SECTIONS)):
         a, b = stored.get(section, {}), current.get(section, {})
         for key in sorted(set(a) | set(b)):
             if (section, key) in ignore:

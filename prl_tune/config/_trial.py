@@ -65,6 +65,7 @@ def train_trial(
     resume: Mapping[str, Any] | None = None,
     progress: LossRange | None = None,
     known_to_learn: bool = False,
+    evaluate_test: bool = False,
 ) -> TrainResult:
     """Train the spec's task once with a decoded config ``{"scheduler": name, **params}``.
 
@@ -73,6 +74,8 @@ def train_trial(
     ``resume`` checkpoint and continue the run (see ``prl_tune.training.train``).
     ``progress`` is filled as the run goes (then ``on_check`` must be ``None``);
     ``known_to_learn`` is the evidence the ``"dead"`` rule needs (``train``'s argument).
+    ``evaluate_test``: score the task's ``test_loader`` after the last epoch (default False:
+    a tuning trial never touches the test split; ``prl-tune compare``'s evaluation runs do).
     """
     from prl_tune.training import chance_level, train
 
@@ -103,6 +106,7 @@ def train_trial(
         resume=resume,
         known_to_learn=known_to_learn,
         on_learned=on_learned,
+        evaluate_test=evaluate_test,
     )
 
 

@@ -12,7 +12,7 @@ from prl_tune.report._render import (
     write_report,
 )
 from prl_tune.report._summary import Progress, format_range_test, format_summary
-from prl_tune.report._text import format_table
+from prl_tune.report._text import fmt, format_table
 
 __all__ = [
     "FORMATS",
@@ -21,6 +21,7 @@ __all__ = [
     "StudyReport",
     "TrialView",
     "build_report",
+    "fmt",
     "format_for",
     "format_range_test",
     "format_summary",

@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from prl_tune.report._model import build_report
 from prl_tune.report._render import to_text
 from prl_tune.report._text import fmt, format_table
+from prl_tune.store import uses_budget
 
 if TYPE_CHECKING:
     from prl_tune.lr_finder import RangeTestResult
@@ -68,8 +69,9 @@ class Progress:
         self._seen = {t.number for t in done}
         if self.stream is not None:
             verb = "resuming" if done else "starting"
+            counted = sum(uses_budget(t) for t in done)
             print(
-                f"{verb} study {study.study_name!r}: {len(done)}/{self.total} trials done, "
+                f"{verb} study {study.study_name!r}: {counted}/{self.total} trials done, "
                 f"{self.workers} worker(s)",
                 file=self.stream,
                 flush=True,
@@ -89,14 +91,15 @@ class Progress:
         if self.stream is None:
             return
         best = _best(trials, self.direction)
-        done = len(finished)
+        done = sum(uses_budget(t) for t in finished)  # a trial to be re-run is not done
         elapsed = time.monotonic() - self._started
         remaining = max(0, self.total - done)
         per_trial = sum(self._durations) / len(self._durations) if self._durations else 0.0
         eta = remaining * per_trial / max(1, self.workers)
         for trial in new:
             result = fmt(trial.value) if trial.state == TrialState.COMPLETE else ""
-            why = trial.user_attrs.get("prune_reason") or trial.user_attrs.get("error") or ""
+            attrs = trial.user_attrs
+            why = attrs.get("prune_reason") or attrs.get("error") or attrs.get("fail_reason") or ""
             best_text = f"best {fmt(best.value)} (#{best.number})" if best else "best -"
             print(
                 f"[{done:>{len(str(self.total))}}/{self.total}] trial {trial.number} "

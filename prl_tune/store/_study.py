@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.study import StudyDirection
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from prl_tune._version import __version__
 from prl_tune.config import SpecError, StudySpec, run_range_test, spec_differences
 from prl_tune.space import PendingRangeTest
-from prl_tune.store._urls import open_storage, redact
+from prl_tune.store._urls import open_storage, redact, setup_lock
 
 if TYPE_CHECKING:
     from prl_tune.lr_finder import RangeTestResult
@@ -31,18 +31,23 @@ def create_or_resume(
 ) -> optuna.Study:
     """Create the study in its storage, or load it after checking it has the same configuration.
 
+    The spec is stored on the study as :func:`stored_spec` gives it (no password). On a
+    PostgreSQL server the study is created under :func:`~prl_tune.store.setup_lock`, so that
+    machines started at once create it once, each finding the others' spec.
+
     ``storage``: the storage already opened for ``spec.storage`` (default: open it).
     """
     storage = open_storage(spec.storage) if storage is None else storage
-    current = spec.to_dict()
-    try:
-        study = optuna.load_study(study_name=spec.name, storage=storage)
-    except KeyError:
-        direction = StudyDirection[spec.direction.upper()]
-        study = optuna.create_study(study_name=spec.name, storage=storage, direction=direction)
-        study.set_user_attr(SPEC_ATTR, current)
-        study.set_user_attr(VERSION_ATTR, __version__)
-        return study
+    current = stored_spec(spec)
+    with setup_lock(spec.storage):
+        try:
+            study = optuna.load_study(study_name=spec.name, storage=storage)
+        except KeyError:
+            direction = StudyDirection[spec.direction.upper()]
+            study = optuna.create_study(study_name=spec.name, storage=storage, direction=direction)
+            study.set_user_attr(SPEC_ATTR, current)
+            study.set_user_attr(VERSION_ATTR, __version__)
+            return study
     stored = study.user_attrs.get(SPEC_ATTR)
     if stored is None:
         raise SpecError(
@@ -58,12 +63,30 @@ def create_or_resume(
     return study
 
 
+def stored_spec(spec: StudySpec) -> dict[str, Any]:
+    """``spec.to_dict()`` as it may be stored or handed on: the storage URL without its
+    password (:func:`~prl_tune.store.redact`). The storage is a run-time setting, so a study
+    resumes from any URL of the same database."""
+    data = spec.to_dict()
+    data["study"]["storage"] = redact(spec.storage)
+    return data
+
+
+def uses_budget(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` uses up the study's budget: it runs or has finished, but not as a FAIL
+    that is to be re-run. A FAIL counts when its own code raised (``error``); one failed because
+    its process died or was interrupted (``fail_reason``), or by a stale heartbeat (neither), is
+    re-run. An enqueued trial not yet asked (WAITING) does not count."""
+    if trial.state == TrialState.WAITING:
+        return False
+    if trial.state != TrialState.FAIL:
+        return True
+    return "error" in trial.user_attrs and "fail_reason" not in trial.user_attrs
+
+
 def counted_trials(study: optuna.Study) -> int:
-    """Trials that use up the budget: all but those failed by a dead process (no ``error``)."""
-    return sum(
-        trial.state != TrialState.FAIL or "error" in trial.user_attrs
-        for trial in study.get_trials(deepcopy=False)
-    )
+    """Trials that use up the budget (:func:`uses_budget`)."""
+    return sum(uses_budget(trial) for trial in study.get_trials(deepcopy=False))
 
 
 def record_range_test(study: optuna.Study, spec: StudySpec, result: RangeTestResult) -> None:

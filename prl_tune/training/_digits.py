@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from prl_tune._checks import choice, integer, real
+from prl_tune._checks import ArgumentValueError, choice, integer, real
 from prl_tune.training._taskdata import TaskData
 
 DIGITS_MODELS: tuple[str, ...] = ("cnn", "mlp")
@@ -77,26 +77,67 @@ class _TensorBatches:
 
 
 @functools.cache
-def _digits_split(
-    val_fraction: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Load, split (stratified, fixed seed) and standardize the digits once per process."""
+def _digits_data() -> tuple[np.ndarray, np.ndarray]:
+    """The images ``(N, 1, 8, 8)`` scaled to ``[0, 1]`` and their labels, loaded once."""
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     data = load_digits()
-    images = (data.images.astype(np.float32) / 16.0)[:, None, :, :]  # (N, 1, 8, 8) in [0, 1]
+    images = (data.images.astype(np.float32) / 16.0)[:, None, :, :]
     labels = data.target.astype(np.int64)
+    for array in (images, labels):
+        array.setflags(write=False)
+    return images, labels
+
+
+@functools.cache
+def split_indices(
+    val_fraction: float, test_fraction: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sample indices of the training, validation and test splits (stratified, fixed seed).
+
+    The test split is drawn first, then the validation split from the rest, each as a share of
+    all samples. Without a test split (``test_fraction = 0``) the training and validation
+    splits are the ones the task has always had; the test indices are then empty.
+    """
+    from sklearn.model_selection import train_test_split
+
+    labels = _digits_data()[1]
+    rest = np.arange(labels.shape[0])
+    test = rest[:0]
     try:
-        x_train, x_val, y_train, y_val = train_test_split(
-            images, labels, test_size=val_fraction, stratify=labels, random_state=_SPLIT_SEED
+        if test_fraction > 0:
+            rest, test = train_test_split(
+                rest, test_size=test_fraction, stratify=labels, random_state=_SPLIT_SEED
+            )
+        train, val = train_test_split(
+            rest,
+            test_size=val_fraction / (1.0 - test_fraction),
+            stratify=labels[rest],
+            random_state=_SPLIT_SEED,
         )
     except ValueError as error:
         raise ValueError(
-            f"val_fraction={val_fraction} leaves too few samples per class: {error}"
+            f"val_fraction={val_fraction} and test_fraction={test_fraction} leave too few "
+            f"samples per class: {error}"
         ) from error
+    for array in (train, val, test):
+        array.setflags(write=False)
+    return train, val, test
+
+
+@functools.cache
+def _digits_split(val_fraction: float, test_fraction: float = 0.0) -> tuple[np.ndarray, ...]:
+    """Split and standardize (with the training split's mean and sd) once per process:
+    ``(x_train, y_train, x_val, y_val, x_test, y_test)``."""
+    images, labels = _digits_data()
+    train, val, test = split_indices(val_fraction, test_fraction)
+    x_train = images[train]
     mean, std = float(x_train.mean()), float(x_train.std())
-    arrays = ((x_train - mean) / std, y_train, (x_val - mean) / std, y_val)
+    arrays = tuple(
+        array
+        for index in (train, val, test)
+        for array in ((images[index] - mean) / std, labels[index])
+    )
     for array in arrays:
         array.setflags(write=False)  # shared by every task of this process
     return arrays
@@ -142,11 +183,16 @@ class DigitsOptions:
             is kept.
         val_fraction: Share of the samples held out for validation, in ``(0, 1)`` (default
             0.2); the split is stratified and the same for every seed.
+        test_fraction: Share of the samples held out as a test split, in ``[0, 1)`` with
+            ``val_fraction + test_fraction < 1`` (default 0: no test split, and the training
+            and validation splits are exactly those without this option). With a test split
+            the task's ``test_loader`` serves it; ``prl-tune compare`` sets 0.2.
     """
 
     model: str = "cnn"
     batch_size: int = 64
     val_fraction: float = 0.2
+    test_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         choice("model", self.model, DIGITS_MODELS)
@@ -155,6 +201,14 @@ class DigitsOptions:
             "val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True, high_open=True
         )
         object.__setattr__(self, "val_fraction", value)
+        test = real("test_fraction", self.test_fraction, low=0.0, high=1.0, high_open=True)
+        if value + test >= 1.0:
+            raise ArgumentValueError(
+                "test_fraction",
+                f"must leave training samples (val_fraction + test_fraction < 1) but got "
+                f"{self.test_fraction!r} with val_fraction {self.val_fraction!r}.",
+            )
+        object.__setattr__(self, "test_fraction", test)
 
 
 def load_digits_task(
@@ -164,6 +218,7 @@ def load_digits_task(
     model: str = "cnn",
     batch_size: int = 64,
     val_fraction: float = 0.2,
+    test_fraction: float = 0.0,
 ) -> TaskData:
     """Build the ``digits`` task: 1797 8x8 images of 10 digits, a small CNN or MLP.
 
@@ -174,10 +229,12 @@ def load_digits_task(
         seed: Seeds the model's initialization and the per-epoch shuffling; the global torch
             RNG is left untouched.
         device: Where the model and all data tensors are placed.
-        model, batch_size, val_fraction: The :class:`DigitsOptions`.
+        model, batch_size, val_fraction, test_fraction: The :class:`DigitsOptions`.
     """
-    options = DigitsOptions(model, batch_size, val_fraction)
-    x_train, y_train, x_val, y_val = _digits_split(options.val_fraction)
+    options = DigitsOptions(model, batch_size, val_fraction, test_fraction)
+    x_train, y_train, x_val, y_val, x_test, y_test = _digits_split(
+        options.val_fraction, options.test_fraction
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         network = _build_model(options.model)
@@ -196,4 +253,11 @@ def load_digits_task(
             _VAL_BATCH_SIZE,
         ),
         num_classes=_NUM_CLASSES,
+        test_loader=None
+        if options.test_fraction == 0
+        else _TensorBatches(
+            torch.tensor(x_test, device=device),
+            torch.tensor(y_test, device=device),
+            _VAL_BATCH_SIZE,
+        ),
     )

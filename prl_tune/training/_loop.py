@@ -78,6 +78,11 @@ class TrainResult:
         learned_at: The step from which the running training loss was below the smaller of
             the chance level and the first step's loss by more than
             ``stability.dead_tolerance`` (``None`` if it never was).
+        test_loss: Sample-weighted mean loss on ``task.test_loader``, evaluated once after the
+            last epoch (``None`` without a test loader, when ``evaluate_test`` is False, or
+            for a diverged run).
+        test_accuracy: Accuracy on the same samples, as ``val_accuracy`` is computed
+            (``None`` when ``test_loss`` is).
     """
 
     history: list[EpochMetrics]
@@ -89,6 +94,8 @@ class TrainResult:
     lr_tail: list[float] = field(default_factory=list)
     loss_tail: list[float] = field(default_factory=list)
     learned_at: int | None = None
+    test_loss: float | None = None
+    test_accuracy: float | None = None
 
     @property
     def diverged(self) -> bool:
@@ -172,6 +179,7 @@ def _evaluate(
     loader: Iterable[tuple[Tensor, Tensor]],
     loss_fn: Callable[[Tensor, Tensor], Tensor],
     device: torch.device,
+    name: str = "val_loader",
 ) -> tuple[float, float]:
     """Sample-weighted mean loss and accuracy over ``loader`` (one host sync at the end)."""
     model.eval()
@@ -193,7 +201,7 @@ def _evaluate(
                 correct += (outputs.argmax(dim=1) == targets).sum()
     model.train()
     if count == 0:
-        raise ValueError("val_loader must yield at least one batch but yielded none.")
+        raise ValueError(f"{name} must yield at least one batch but yielded none.")
     loss_total, correct_total = torch.stack([loss_sum, correct.float()]).tolist()
     return loss_total / count, correct_total / count if classify else math.nan
 
@@ -271,6 +279,7 @@ def train(
     resume: Mapping[str, Any] | None = None,
     known_to_learn: bool = False,
     on_learned: Callable[[int], None] | None = None,
+    evaluate_test: bool = True,
 ) -> TrainResult:
     """Train ``task.model`` for ``epochs`` epochs under a learning-rate scheduler.
 
@@ -295,7 +304,10 @@ def train(
     ``torch.nn.functional.cross_entropy``; otherwise the collapse rule is off. After each epoch
     the model is evaluated on ``task.val_loader`` and ``on_epoch`` is called with the metrics;
     a non-finite validation loss also stops the run as diverged (that epoch is neither added
-    to the history nor reported).
+    to the history nor reported). A task with a ``test_loader`` is evaluated on it once,
+    after the last epoch of a run that completed (``TrainResult.test_loss`` and
+    ``test_accuracy``), never during training, so nothing the run reports or decides depends on
+    the test split.
 
     Args:
         task: The model, data and loss; the model is moved to ``device`` and trained in place.
@@ -346,6 +358,8 @@ def train(
             optimizer, rules and seed: training continues at the next epoch, and the rest of
             the run (LRs drawn, batches, losses) is the one the uninterrupted run would have
             had. The task's model is built as usual and then overwritten by the state.
+        evaluate_test: Evaluate ``task.test_loader`` after the last epoch (default True);
+            a tuning trial passes False, so no trial of a search ever touches the test split.
 
     Raises:
         ValueError: An argument out of range, ``check_every`` different from
@@ -373,9 +387,14 @@ def train(
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
         run = _Run(task, resolved, config, rules, on_check, known_to_learn, on_learned)
-        return run.run(
+        result = run.run(
             epochs, scheduler, scheduler_params, steps_per_epoch, on_epoch, on_state, resume
         )
+        if evaluate_test and task.test_loader is not None and not result.diverged:
+            result.test_loss, result.test_accuracy = _evaluate(
+                run.model, task.test_loader, task.loss_fn, resolved, "test_loader"
+            )
+        return result
 
 
 class _Run:

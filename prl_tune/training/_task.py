@@ -109,8 +109,8 @@ def load_task(
         device: Where the task's model and in-memory data are placed; anything
             :func:`~prl_tune.training.select_device` accepts, ``"auto"`` included (default
             ``"cpu"``).
-        params: Task options, e.g. ``model``, ``batch_size`` and ``val_fraction`` for
-            ``"digits"`` (see :class:`~prl_tune.training.DigitsOptions`).
+        params: Task options, e.g. ``model``, ``batch_size``, ``val_fraction`` and
+            ``test_fraction`` for ``"digits"`` (see :class:`~prl_tune.training.DigitsOptions`).
 
     Raises:
         ValueError: A malformed name, an unknown built-in, an unknown option of a built-in

@@ -28,6 +28,11 @@ class TaskData:
         loss_fn: ``loss_fn(outputs, targets)`` returning a scalar mean loss (default
             ``torch.nn.functional.cross_entropy``).
         num_classes: The number of classes of a classification task (``None`` otherwise).
+        test_loader: Batches ``(inputs, targets)`` of a test split that no selection may see
+            (default ``None``: the task has none). :func:`~prl_tune.training.train` evaluates
+            it once, after the last epoch, and never during training; ``prl-tune compare``
+            scores its re-trained configurations on it (without one, its table says that it
+            reports validation scores).
     """
 
     model: torch.nn.Module
@@ -35,6 +40,7 @@ class TaskData:
     val_loader: Iterable[tuple[Tensor, Tensor]]
     loss_fn: Callable[[Tensor, Tensor], Tensor] = torch.nn.functional.cross_entropy
     num_classes: int | None = None
+    test_loader: Iterable[tuple[Tensor, Tensor]] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, torch.nn.Module):

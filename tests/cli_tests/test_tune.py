@@ -198,7 +198,7 @@ def test_bad_study_files_exit_2_and_create_nothing(write_study, old, new, fragme
     ("url", "fragment"),
     [
         ("sqlite:////nonexistent-dir/x.db", "folder"),
-        ("postgresql://nobody@127.0.0.1:1/none", "storage: cannot"),
+        ("postgresql://nobody@127.0.0.1:1/none", "storage: the database server must be reachable"),
         ("not a url", "storage: must be a SQLAlchemy URL"),
         ("sqlite://", "must name a file"),
     ],

@@ -99,6 +99,11 @@ def test_every_study_file_in_the_repo_is_valid() -> None:
         ),
         ({**VALID, "extra": {}}, "[extra]: unknown section"),
         (_with("study", "backend", "dask"), "[study] backend: must be one of ['optuna', 'ray']"),
+        (
+            _with("study", "worker_restarts", -1),
+            "[study] worker_restarts: must be >= 0 or None but got -1.",
+        ),
+        (_with("study", "workers_per_gpu", 0), "[study] workers_per_gpu: must be >= 1 but got 0."),
         (_with("ray", "cpus_per_trial", 0), "[ray] cpus_per_trial: must be a finite number > 0"),
         (_with("ray", "gpus_per_trial", -0.5), "[ray] gpus_per_trial: must be a finite number >="),
         (_with("ray", "gpus_per_trial", "1"), "[ray] gpus_per_trial: must be a finite number"),

@@ -1,4 +1,5 @@
-"""Running trials in the store: owners, orphans, heartbeats and the resumed sampler."""
+"""Running trials in the store: owners, supervisors, orphans, heartbeats, the budget count and
+the resumed sampler."""
 
 from __future__ import annotations
 
@@ -13,15 +14,22 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from prl_tune.config import StudySpec
+from prl_tune.config import SpecError, StudySpec
 from prl_tune.store import (
+    GRACE_ENV,
     OWNER_ATTR,
     Heartbeat,
     claim,
     counted_trials,
     fail_orphans,
+    fail_trials_of,
+    heartbeat_grace_s,
+    heartbeat_interval_s,
     make_sampler,
     open_storage,
+    process_record,
+    take_worker_number,
+    uses_budget,
 )
 
 
@@ -108,3 +116,79 @@ def test_tpe_uses_the_constant_liar_only_for_concurrent_trials(concurrent: bool)
     sampler = make_sampler(spec, concurrent=concurrent)
     assert isinstance(sampler, optuna.samplers.TPESampler)
     assert sampler._constant_liar is concurrent
+
+
+def test_a_dead_workers_trial_is_left_to_its_live_supervisor(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    watched, orphaned = study.ask(), study.ask()
+    here = socket.gethostname()
+    dead_supervisor = {"host": here, "pid": _dead_pid(), "started": None}
+    for trial, supervisor in ((watched, process_record()), (orphaned, dead_supervisor)):
+        owner = {"host": here, "pid": _dead_pid(), "started": None, "supervisor": supervisor}
+        trial.set_user_attr(OWNER_ATTR, owner)
+
+    assert fail_orphans(study) == [orphaned.number]  # the live supervisor fails its own
+
+
+def test_an_unowned_trial_is_failed_once_older_than_the_grace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(GRACE_ENV, "1")
+    study = _study(tmp_path)
+    unowned = study.ask()  # its process died between ask and claim
+    assert fail_orphans(study) == []
+    time.sleep(1.2)
+    assert fail_orphans(study) == [unowned.number]
+    assert "before it claimed" in study.get_trials()[0].user_attrs["fail_reason"]
+
+
+def test_fail_trials_of_a_process_records_why_and_the_trial_is_run_again(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    mine, other = study.ask(), study.ask()
+    claim(mine)
+    other.set_user_attr(OWNER_ATTR, {"host": socket.gethostname(), "pid": 1, "started": None})
+    raised = study.ask()
+    raised.set_user_attr("error", "RuntimeError: boom")
+    study.tell(raised, state=TrialState.FAIL)
+
+    failed = fail_trials_of(
+        study, os.getpid(), reason="its worker died", error="worker killed by signal 9"
+    )
+
+    assert failed == [mine.number]
+    trials = study.get_trials()
+    assert trials[mine.number].user_attrs["error"] == "worker killed by signal 9"
+    assert trials[mine.number].user_attrs["fail_reason"] == "its worker died"
+    assert not uses_budget(trials[mine.number])  # run again
+    assert uses_budget(trials[raised.number])  # its own code raised: it counts
+    assert trials[other.number].state == TrialState.RUNNING and uses_budget(trials[other.number])
+    assert counted_trials(study) == 2
+
+
+def test_an_enqueued_trial_uses_no_budget_until_it_is_asked(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    study.enqueue_trial({"x": 0.5})
+    assert counted_trials(study) == 0
+    study.ask()
+    assert counted_trials(study) == 1
+
+
+def test_each_worker_takes_its_own_number(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    assert [take_worker_number(study) for _ in range(3)] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("value", ["0", "soon", "1.5"])
+def test_a_bad_grace_period_is_one_line_naming_the_variable(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(GRACE_ENV, value)
+    with pytest.raises(SpecError) as info:
+        heartbeat_grace_s()
+    assert str(info.value) == (f"{GRACE_ENV}: must be an integer >= 1 (seconds) but got {value!r}.")
+
+
+def test_a_short_grace_shortens_the_heartbeat_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (heartbeat_grace_s(), heartbeat_interval_s()) == (60, 10.0)
+    monkeypatch.setenv(GRACE_ENV, "3")
+    assert (heartbeat_grace_s(), heartbeat_interval_s()) == (3, 1.0)

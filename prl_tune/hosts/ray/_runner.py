@@ -43,6 +43,7 @@ from prl_tune.store import (
     make_sampler,
     open_storage,
     range_record,
+    stored_spec,
     study_records,
     teach,
 )
@@ -282,8 +283,9 @@ def _tune(
         resumable = resumable[:remaining]
         searcher = _SpecSearcher(spec, study, scheduler, progress, heartbeat, resumable)
         resumes = {params_key(r.origin.params): r.checkpoint for r in resumable}
+        # The trial needs no storage URL: Ray keeps its arguments, so none with a password.
         run = tune.with_parameters(
-            study_trainable, spec_data=spec.to_dict(), source=spec.source, resumes=resumes
+            study_trainable, spec_data=stored_spec(spec), source=spec.source, resumes=resumes
         )
         trainable = tune.with_resources(
             run,
