@@ -300,6 +300,13 @@ def _compare(args: argparse.Namespace) -> int:
     if args.out is not None:
         Path(args.out).write_text(comparison_markdown(table), encoding="utf-8")
         print(f"table written to {args.out}", file=sys.stderr)
+    from prl_tune.store import redact
+
+    print(
+        f"report: prl-tune report --storage '{redact(spec.storage)}' --study '{spec.name}' "
+        f"--out {spec.name}-comparison.html",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -338,23 +345,40 @@ def _report(args: argparse.Namespace) -> int:
         raise SpecError(f"--out: folder {str(Path(out).resolve().parent)!r} does not exist.")
     storage = open_for_reading(args.storage)
     names = optuna.get_all_study_names(storage)
-    name = args.study
+    name = _study_to_report(names, args.study)
     if name is None:
-        if len(names) != 1:
-            listed = ", ".join(repr(n) for n in names) or "none"
-            raise SpecError(
-                f"--study: must name one of the {len(names)} studies in "
-                f"{redact(args.storage)!r} ({listed})."
-            )
-        name = names[0]
-    elif name not in names:
-        raise SpecError(f"--study: no study named {name!r} in {redact(args.storage)!r}.")
+        if args.study is not None:
+            raise SpecError(f"--study: no study named {args.study!r} in {redact(args.storage)!r}.")
+        listed = ", ".join(repr(n) for n in names) or "none"
+        raise SpecError(
+            f"--study: must name one of the {len(names)} studies in "
+            f"{redact(args.storage)!r} ({listed})."
+        )
     study = optuna.load_study(study_name=name, storage=storage)
     written = write_report(study, out, format=kind)
     print(written if out is None else f"report written to {written}")
     if getattr(args, "dashboard_note", False):
         _save_dashboard_note(args.storage, name)
     return 0
+
+
+def _study_to_report(names: list[str], requested: str | None) -> str | None:
+    """The study ``report`` shows: ``requested``, or for the name of a comparison its evaluation
+    study (``NAME/evaluation``, which holds the table); without ``--study`` the store's only
+    study, or the evaluation study when the store holds one comparison's studies only."""
+    if requested is not None:
+        if requested in names:
+            return requested
+        evaluation = f"{requested}/evaluation"
+        return evaluation if evaluation in names else None
+    if len(names) == 1:
+        return names[0]
+    evaluations = [n for n in names if n.endswith("/evaluation")]
+    if len(evaluations) == 1:
+        prefix = evaluations[0].removesuffix("evaluation")
+        if all(n.startswith(prefix) for n in names):
+            return evaluations[0]
+    return None
 
 
 def _save_dashboard_note(storage: str, name: str) -> None:

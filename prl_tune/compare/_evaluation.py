@@ -16,15 +16,13 @@ from prl_tune._version import __version__
 from prl_tune.compare._plan import ComparisonPlan, say
 from prl_tune.compare._tuning import best_trial
 from prl_tune.config import StudySpec, objective_value, train_trial
-from prl_tune.report import fmt
+from prl_tune.report import TEST_METRICS, fmt
 from prl_tune.space import SchedulerSpace
 from prl_tune.stability import StopRecord
 from prl_tune.store import create_or_resume, json_float, resolve_lr_max, stop_attrs
 
 #: Study user attribute of the evaluation study: the environments that ran the comparison.
 ENVIRONMENT_ATTR = "prl_tune.environments"
-#: The test metric that stands for each study metric.
-TEST_METRICS = {"val_accuracy": "test_accuracy", "val_loss": "test_loss", "train_loss": "test_loss"}
 #: The evaluation states that count as done (a FAIL, e.g. a task that raised, is run again).
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 

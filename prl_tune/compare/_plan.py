@@ -7,12 +7,16 @@ import dataclasses
 from dataclasses import dataclass
 from typing import IO, Any
 
-from prl_tune.config import ComparisonSettings, SpecError, StudySpec
+from prl_tune.config import ComparisonSettings, SpecError, StudySpec, steps_per_trial
 from prl_tune.training import BUILTIN_TASKS
 
 #: The share of the samples a built-in task holds out as its test split, unless ``[task]
 #: params`` sets ``test_fraction``.
 TEST_FRACTION = 0.2
+#: With ``budget = "steps"`` a tuning study also ends at this many times the trials its step
+#: budget pays for at full length: a guard against trials that cost no steps (a range the memory
+#: blocks before training, a task that raises at once), which would otherwise never end it.
+TRIAL_CAP_FACTOR = 10
 
 
 @dataclass(frozen=True)
@@ -23,12 +27,17 @@ class ComparisonPlan:
         spec: the study as the comparison runs it: a built-in task with its test split.
         settings: the ``[comparison]`` section (its defaults when the file has none).
         schedulers: the schedulers compared, in the order of ``[space] schedulers``.
-        trials: tuning trials per scheduler in each tuning study.
+        trials: tuning trials per scheduler in each tuning study (``budget = "steps"``: the
+            full trials the default step budget pays for).
         studies: independent tuning studies per scheduler.
         seeds: the evaluation seeds (each differs from every tuning seed).
         baseline: the scheduler the confidence intervals compare against.
         test_split: whether the task is known to hold out a test split (a built-in task); a
             user task may return a ``test_loader`` of its own, which the runs record.
+        budget: ``"trials"`` or ``"steps"``: what every tuning study gets the same of.
+        step_budget: with ``budget = "steps"``, the optimizer steps of each tuning study.
+        trial_steps: with ``budget = "steps"``, the steps of one full trial (epochs x batches
+            per epoch of the task, with its test split held out).
     """
 
     spec: StudySpec
@@ -39,6 +48,9 @@ class ComparisonPlan:
     seeds: tuple[int, ...]
     baseline: str
     test_split: bool
+    budget: str = "trials"
+    step_budget: int | None = None
+    trial_steps: int | None = None
 
     @property
     def name(self) -> str:
@@ -60,14 +72,23 @@ class ComparisonPlan:
     def tuning_seeds(self) -> tuple[int, ...]:
         return self.settings.tuning_seeds(self.spec.seed)
 
+    @property
+    def tuning_trials(self) -> int:
+        """Each tuning study's trial budget: ``trials``; with ``budget = "steps"`` the cap of
+        :data:`TRIAL_CAP_FACTOR` times the full trials the step budget pays for."""
+        if self.step_budget is None or self.trial_steps is None:
+            return self.trials
+        return TRIAL_CAP_FACTOR * -(-self.step_budget // self.trial_steps)
+
     def tuning_spec(self, scheduler: str, repeat: int) -> StudySpec:
         """One scheduler's tuning study: the same task, optimizer, sampler, pruning, rules and
-        memory, the space restricted to ``scheduler``, its own name, seed and budget."""
+        memory, the space restricted to ``scheduler``, its own name, seed and trial budget
+        (:attr:`tuning_trials`; the step budget is handed to the runner)."""
         data = self.spec.to_dict()
         data["study"].update(
             name=self.tuning_name(scheduler, repeat),
             seed=self.tuning_seed(repeat),
-            n_trials=self.trials,
+            n_trials=self.tuning_trials,
         )
         data["space"]["schedulers"] = [scheduler]
         data.pop("comparison", None)
@@ -92,7 +113,8 @@ def plan_comparison(spec: StudySpec) -> ComparisonPlan:
 
     A built-in task gets a test split: ``[task] params.test_fraction`` if set, else
     :data:`TEST_FRACTION`, in tuning and in evaluation alike (so no tuning trial is ever scored on
-    a sample of it).
+    a sample of it). With ``budget = "steps"`` the task is built once to count the batches of an
+    epoch (the step budget's default is ``trials`` full trials).
 
     Raises:
         SpecError: ``[task] params.test_fraction = 0`` (a comparison needs a test split).
@@ -105,15 +127,23 @@ def plan_comparison(spec: StudySpec) -> ComparisonPlan:
     )
     if test_split:
         spec = _with_test_split(spec)
+    trials = settings.tuning_trials(spec.n_trials, schedulers)
+    step_budget = trial_steps = None
+    if settings.budget == "steps":
+        trial_steps = steps_per_trial(spec)
+        step_budget = settings.step_budget(trials, trial_steps)
     return ComparisonPlan(
         spec=spec,
         settings=settings,
         schedulers=schedulers,
-        trials=settings.tuning_trials(spec.n_trials, schedulers),
+        trials=trials,
         studies=settings.studies,
         seeds=settings.evaluation_seeds(spec.seed),
         baseline=settings.baseline_of(schedulers),
         test_split=test_split,
+        budget=settings.budget,
+        step_budget=step_budget,
+        trial_steps=trial_steps,
     )
 
 

@@ -9,9 +9,10 @@ import optuna
 
 from prl_tune.compare._evaluation import evaluate_schedulers
 from prl_tune.compare._plan import plan_comparison, say
-from prl_tune.compare._table import TABLE_ATTR, ComparisonTable, build_table
+from prl_tune.compare._table import build_table
 from prl_tune.compare._tuning import tune_schedulers
 from prl_tune.config import StudySpec
+from prl_tune.report import TABLE_ATTR, ComparisonTable
 from prl_tune.store import check_storage_url
 
 
@@ -21,7 +22,8 @@ def run_comparison(
     """Compare the study's schedulers with equal tuning budgets; returns the table.
 
     1. **Tuning**: one Optuna study per scheduler and tuning study (``"<name>/<scheduler>/
-       tuning-<r>"``), all in the study's store, each with ``[comparison] trials`` trials, the
+       tuning-<r>"``), all in the study's store, each with ``[comparison] trials`` trials (with
+       ``budget = "steps"``: the same optimizer steps, ``run_study``'s ``max_steps``), the
        study's sampler and seed ``[study] seed + r``, its own base pruner, rules and memory,
        run by :func:`prl_tune.hosts.optuna.run_study`.
     2. **Evaluation**: each tuning study's best configuration re-trained with the evaluation
@@ -52,9 +54,14 @@ def run_comparison(
     plan = plan_comparison(spec)
     if spec.study.backend != "optuna":
         say(stream, "[compare] runs on the Optuna backend ([study] backend is for prl-tune tune)")
+    effort = (
+        f"{plan.trials} tuning trials"
+        if plan.step_budget is None
+        else f"{plan.step_budget:,} tuning steps"
+    )
     say(
         stream,
-        f"[compare] {len(plan.schedulers)} schedulers x {plan.trials} tuning trials x "
+        f"[compare] {len(plan.schedulers)} schedulers x {effort} x "
         f"{plan.studies} tuning {'study' if plan.studies == 1 else 'studies'}, then "
         f"{len(plan.seeds)} evaluation seeds each; baseline {plan.baseline}",
     )
@@ -63,9 +70,3 @@ def run_comparison(
     table = build_table(plan, tuned, evaluation)
     evaluation.set_user_attr(TABLE_ATTR, table.to_dict())
     return table
-
-
-def stored_table(study: optuna.Study) -> ComparisonTable | None:
-    """The table a comparison stored on its evaluation study, if any."""
-    data = study.user_attrs.get(TABLE_ATTR)
-    return None if data is None else ComparisonTable.from_dict(data)

@@ -7,144 +7,19 @@ import math
 import statistics
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 import optuna
 from optuna.trial import TrialState
 
-from prl_tune.compare._evaluation import ENVIRONMENT_ATTR, TEST_METRICS, runs_of
+from prl_tune.compare._evaluation import ENVIRONMENT_ATTR, runs_of
 from prl_tune.compare._plan import ComparisonPlan
 from prl_tune.compare._tuning import best_trial, tuning_steps
-from prl_tune.store import trial_attrs
+from prl_tune.report import CONFIDENCE, TEST_METRICS, ComparisonTable, SchedulerResult
+from prl_tune.store import steps_used, trial_attrs
 
-#: Study user attribute of the evaluation study that holds the table (:meth:`ComparisonTable.
-#: to_dict`), for reports to render.
-TABLE_ATTR = "prl_tune.comparison"
-#: The confidence level of the intervals.
-CONFIDENCE = 0.95
 #: "Within 1% of its own best": the tolerance, relative to the best value.
 WITHIN = 0.01
-
-
-@dataclass(frozen=True)
-class SchedulerResult:
-    """One scheduler's row of the table.
-
-    Args:
-        scheduler: its name.
-        tuning_finished: its tuning trials that completed (over every tuning study).
-        tuning_trials: its tuning trials in any state (pruned and failed ones too).
-        tuning_best: the best tuning value (validation) of each tuning study (``None``: no
-            complete trial).
-        trials_to_within: for each tuning study, the trials it took (in order, pruned ones
-            counted) to reach within 1% of that study's own best.
-        tuning_steps: optimizer steps of every tuning trial, pruned and stopped ones included.
-        scores: the scores of its evaluation runs (by tuning study, then seed); runs stopped as
-            non-finite have none.
-        study_means: the mean score of each tuning study's configuration.
-        runs: evaluation runs done; ``runs - len(scores)`` were stopped as non-finite.
-        runs_planned: evaluation runs the protocol asks for (seeds x studies with a best).
-        evaluation_steps: optimizer steps of its evaluation runs.
-        ci: the confidence interval of ``mean(scores) - mean(baseline's scores)`` (Welch's t),
-            ``None`` for the baseline and where it cannot be computed.
-        verdict: ``"baseline"``, ``"no significant difference"``, ``"better than X"``,
-            ``"worse than X"``, or ``"n/a: ..."`` saying why there is no interval.
-    """
-
-    scheduler: str
-    tuning_finished: int
-    tuning_trials: int
-    tuning_best: tuple[float | None, ...]
-    trials_to_within: tuple[int | None, ...]
-    tuning_steps: int
-    scores: tuple[float, ...]
-    study_means: tuple[float | None, ...]
-    runs: int
-    runs_planned: int
-    evaluation_steps: int
-    ci: tuple[float, float] | None
-    verdict: str
-
-    @property
-    def mean(self) -> float | None:
-        return statistics.fmean(self.scores) if self.scores else None
-
-    @property
-    def sd(self) -> float | None:
-        return statistics.stdev(self.scores) if len(self.scores) > 1 else None
-
-
-@dataclass(frozen=True)
-class ComparisonTable:
-    """The table of a comparison and what it rests on; :func:`build_table` builds it, and
-    :meth:`to_dict` / :meth:`from_dict` store it on the evaluation study (:data:`TABLE_ATTR`).
-
-    Args:
-        study: the study's name.
-        metric: the study's metric (what tuning selected by), and ``direction`` its direction.
-        score: what the evaluation runs are scored by: ``"test_accuracy"`` or ``"test_loss"``
-            on a test split, else the study's metric on the validation split.
-        scored_on: ``"test"``, ``"validation"`` (the task has no test split) or ``"none"``
-            (no evaluation run yet).
-        baseline: the scheduler the intervals compare against.
-        trials: tuning trials per scheduler and tuning study.
-        tuning_seeds: the tuning studies' seeds; ``seeds`` the evaluation seeds.
-        epochs: epochs of every run.
-        sampler: the tuning sampler; ``pruner`` the base pruner each scheduler's study has.
-        test_fraction: the share of samples in a built-in task's test split (``None``: a user
-            task's own split, if any).
-        rows: one :class:`SchedulerResult` per scheduler, in the order of ``[space]``.
-        environments: the versions and device of each run of the comparison.
-    """
-
-    study: str
-    metric: str
-    direction: str
-    score: str
-    scored_on: str
-    baseline: str
-    trials: int
-    tuning_seeds: tuple[int, ...]
-    seeds: tuple[int, ...]
-    epochs: int
-    sampler: str
-    pruner: str
-    test_fraction: float | None
-    rows: tuple[SchedulerResult, ...]
-    environments: tuple[dict[str, str], ...] = field(default=())
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (rows as dicts, with their mean, sd and best)."""
-        data = asdict(self)
-        for row, result in zip(data["rows"], self.rows, strict=True):
-            row.update(mean=result.mean, sd=result.sd, best=best_score(result, self.direction))
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ComparisonTable:
-        """The table :meth:`to_dict` gave (e.g. read back from the store)."""
-        fields = dict(data)
-        rows = []
-        for row in fields.pop("rows"):
-            values = {k: v for k, v in row.items() if k not in ("mean", "sd", "best")}
-            for key in ("tuning_best", "trials_to_within", "scores", "study_means"):
-                values[key] = tuple(values[key])
-            values["ci"] = None if values["ci"] is None else tuple(values["ci"])
-            rows.append(SchedulerResult(**values))
-        for key in ("tuning_seeds", "seeds", "environments"):
-            fields[key] = tuple(fields[key])
-        return cls(**fields, rows=tuple(rows))
-
-    def row(self, scheduler: str) -> SchedulerResult:
-        return next(r for r in self.rows if r.scheduler == scheduler)
-
-
-def best_score(row: SchedulerResult, direction: str) -> float | None:
-    """The best of a row's scores."""
-    if not row.scores:
-        return None
-    return max(row.scores) if direction == "maximize" else min(row.scores)
 
 
 def welch_interval(
@@ -201,6 +76,10 @@ def build_table(
         test_fraction=None if fraction is None else float(fraction),
         rows=tuple(rows),
         environments=tuple(evaluation.user_attrs.get(ENVIRONMENT_ATTR, [])),
+        budget=plan.budget,
+        step_budget=plan.step_budget,
+        trial_steps=plan.trial_steps,
+        trial_cap=plan.tuning_trials if plan.step_budget is not None else None,
     )
 
 
@@ -211,6 +90,7 @@ def _row(
     runs: list[optuna.trial.FrozenTrial],
 ) -> SchedulerResult:
     finished = total = steps = 0
+    study_steps: list[int] = []
     bests: list[float | None] = []
     to_within: list[int | None] = []
     scores: list[float] = []
@@ -222,6 +102,7 @@ def _row(
         finished += sum(t.state == TrialState.COMPLETE for t in trials)
         total += len(trials)
         steps += tuning_steps(study)
+        study_steps.append(steps_used(trials))
         best = best_trial(study)
         bests.append(None if best is None else best.value)
         to_within.append(_trials_to_within(study, plan.spec.direction, best))
@@ -256,6 +137,7 @@ def _row(
         evaluation_steps=evaluation_steps,
         ci=None,
         verdict="",
+        study_steps=tuple(study_steps),
     )
 
 

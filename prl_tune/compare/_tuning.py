@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from prl_tune.compare._plan import ComparisonPlan, say
 from prl_tune.config import StudySpec
-from prl_tune.store import counted_trials, create_or_resume, open_storage
+from prl_tune.store import counted_trials, create_or_resume, open_storage, steps_used, trial_steps
 
 
 def tune_schedulers(
@@ -21,8 +21,10 @@ def tune_schedulers(
 
     Each scheduler is tuned in a study of its own (:meth:`ComparisonPlan.tuning_spec`), so its
     base pruner, divergence rules and unstable-range memory see its own trials only, with the
-    same budget, sampler and seed as every other scheduler's. A finished study is not run again;
-    one that exists with another configuration is refused (``SpecError``), as
+    same budget, sampler and seed as every other scheduler's. The budget is the same number of
+    trials, or with ``budget = "steps"`` the same optimizer steps (``run_study``'s
+    ``max_steps``). A finished study is not run again (a larger budget extends it); one that
+    exists with another configuration is refused (``SpecError``), as
     :func:`prl_tune.hosts.optuna.run_study` refuses it.
     """
     from prl_tune.hosts.optuna import run_study
@@ -35,28 +37,42 @@ def tune_schedulers(
         for index, scheduler in enumerate(plan.schedulers):
             place = f"{repeat * len(plan.schedulers) + index + 1}/{total}"
             spec = plan.tuning_spec(scheduler, repeat)
-            study = _finished(spec, storage) if spec.name in existing else None
+            study = _finished(plan, spec, storage) if spec.name in existing else None
             if study is not None:
                 say(stream, f"[compare] tuning {place} {scheduler}: already done; {_line(study)}")
             else:
                 say(
                     stream,
                     f"[compare] tuning {place} {scheduler}: study {spec.name!r}, "
-                    f"{spec.n_trials} trials, seed {spec.seed}",
+                    f"{_budget(plan)}, seed {spec.seed}",
                 )
-                study = run_study(spec, stream=stream)
+                study = run_study(spec, max_steps=plan.step_budget, stream=stream)
                 say(stream, f"[compare] tuned {place} {scheduler}: {_line(study)}")
             studies[(scheduler, repeat)] = study
     return studies
 
 
-def _finished(spec: StudySpec, storage: optuna.storages.RDBStorage) -> optuna.Study | None:
-    """The stored study when it holds its budget and nothing runs (its configuration checked)."""
+def _finished(
+    plan: ComparisonPlan, spec: StudySpec, storage: optuna.storages.RDBStorage
+) -> optuna.Study | None:
+    """The stored study when it holds its budget (its trials, or its steps with ``budget =
+    "steps"``) and nothing runs (its configuration checked)."""
     study = create_or_resume(spec, storage)
     trials = study.get_trials(deepcopy=False)
-    if counted_trials(study) < spec.n_trials or any(t.state == TrialState.RUNNING for t in trials):
+    if any(t.state == TrialState.RUNNING for t in trials):
         return None
-    return study
+    if counted_trials(study) >= spec.n_trials:
+        return study
+    if plan.step_budget is not None and steps_used(trials) >= plan.step_budget:
+        return study
+    return None
+
+
+def _budget(plan: ComparisonPlan) -> str:
+    """A tuning study's budget in words."""
+    if plan.step_budget is None:
+        return f"{plan.tuning_trials} trials"
+    return f"{plan.step_budget:,} optimizer steps (at most {plan.tuning_trials} trials)"
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -69,8 +85,7 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 def tuning_steps(study: optuna.Study) -> int:
     """Optimizer steps the study spent, pruned and stopped trials included."""
-    steps = (t.user_attrs.get("steps") for t in study.get_trials(deepcopy=False))
-    return sum(s for s in steps if isinstance(s, int) and not isinstance(s, bool))
+    return sum(trial_steps(t) for t in study.get_trials(deepcopy=False))
 
 
 def _line(study: optuna.Study) -> str:

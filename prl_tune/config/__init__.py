@@ -21,6 +21,7 @@ from prl_tune.config._trial import (
     load_study_task,
     objective_value,
     run_range_test,
+    steps_per_trial,
     train_trial,
 )
 
@@ -43,5 +44,6 @@ __all__ = [
     "parse_override",
     "run_range_test",
     "spec_differences",
+    "steps_per_trial",
     "train_trial",
 ]

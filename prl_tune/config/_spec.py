@@ -185,6 +185,10 @@ class RaySettings:
             )
 
 
+#: What ``[comparison] budget`` makes equal across schedulers: tuning trials or optimizer steps.
+COMPARISON_BUDGETS = ("trials", "steps")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ComparisonSettings:
     """The ``[comparison]`` section: the protocol of ``prl-tune compare`` (``tune`` ignores it,
@@ -200,12 +204,20 @@ class ComparisonSettings:
             tuning itself varies.
         baseline: the scheduler the confidence intervals compare against, one of ``[space]
             schedulers``; ``None`` (default): ``"plrs"`` when it is searched, else the first.
+        budget: what every scheduler's tuning study gets the same of: ``"trials"`` (default)
+            or ``"steps"``, optimizer steps, pruned and shorter trials counted at the steps
+            they ran.
+        steps: with ``budget = "steps"``, the optimizer steps of each tuning study, ``>= 1``;
+            ``None`` (default): what ``trials`` full trials cost (``trials`` x ``[task]
+            epochs`` x batches per epoch). Only with ``budget = "steps"``.
     """
 
     trials: int | None = None
     seeds: int = 5
     studies: int = 1
     baseline: str | None = None
+    budget: str = "trials"
+    steps: int | None = None
 
     def __post_init__(self) -> None:
         integer("trials", self.trials, minimum=1, optional=True)
@@ -218,6 +230,19 @@ class ComparisonSettings:
             )
         if self.baseline is not None:
             text("baseline", self.baseline)
+        choice("budget", self.budget, COMPARISON_BUDGETS)
+        integer("steps", self.steps, minimum=1, optional=True)
+        if self.steps is not None and self.budget != "steps":
+            raise ArgumentValueError(
+                "steps",
+                f'is the step budget, read only with budget = "steps", but got {self.steps} '
+                f"with budget = {self.budget!r}.",
+            )
+
+    def step_budget(self, trials: int, trial_steps: int) -> int:
+        """The optimizer steps of each tuning study: ``steps``, else ``trials`` full trials of
+        ``trial_steps`` each."""
+        return self.steps if self.steps is not None else trials * trial_steps
 
     def tuning_trials(self, n_trials: int, schedulers: tuple[str, ...]) -> int:
         """Trials per scheduler in each tuning study: ``trials``, else ``n_trials`` shared out."""
@@ -274,6 +299,10 @@ _LAYOUT: dict[str, dict[str, Any]] = {
         "lr": [1e-3, 1.0],
         "warmup_steps": 0,
         "allocation": "equal",
+        # PLRS's hidden choices; unset (None) is the paper's: a uniform draw at every step.
+        "plrs_draw_every": None,
+        "plrs_distribution": None,
+        "plrs_beta_shape": None,
     },
     "pruning": {**_defaults(PruningSettings), "rules": True},
     "ray": _defaults(RaySettings),
@@ -524,7 +553,25 @@ def _parse_comparison(fields: Mapping[str, Any], schedulers: tuple[str, ...]) ->
     return comparison
 
 
+#: The ``[space]`` keys of PLRS's hidden choices, by their ``PLRSSpace`` argument.
+_PLRS_CHOICE_KEYS = MappingProxyType(
+    {
+        "draw_every": "plrs_draw_every",
+        "distribution": "plrs_distribution",
+        "beta_shape": "plrs_beta_shape",
+    }
+)
+
+
 def _parse_space(fields: Mapping[str, Any]) -> SchedulerSpace | PendingRangeTest:
+    with _renamed(_PLRS_CHOICE_KEYS):
+        return _parse_space_fields(fields)
+
+
+def _parse_space_fields(fields: Mapping[str, Any]) -> SchedulerSpace | PendingRangeTest:
+    choices = {
+        arg: fields[key] for arg, key in _PLRS_CHOICE_KEYS.items() if fields[key] is not None
+    }
     lr_max = fields["lr_max"]
     if lr_max == RANGE_TEST:
         return PendingRangeTest(
@@ -533,14 +580,26 @@ def _parse_space(fields: Mapping[str, Any]) -> SchedulerSpace | PendingRangeTest
             lr=fields["lr"],
             lr_min_ratio=fields["lr_min_ratio"],
             lr_min=fields["lr_min"],
+            **choices,
         )
     if isinstance(lr_max, str):
         raise ArgumentValueError(
             "lr_max", f"must be a [low, high] list, a number or {RANGE_TEST!r} but got {lr_max!r}."
         )
     PendingRangeTest.check_span(fields["range_test_span"])
-    plrs = PLRSSpace(lr_max, fields["lr_min_ratio"], lr_min=fields["lr_min"])
+    plrs = PLRSSpace(lr_max, fields["lr_min_ratio"], lr_min=fields["lr_min"], **choices)
     return SchedulerSpace(fields["schedulers"], plrs=plrs, lr=fields["lr"])
+
+
+@contextmanager
+def _renamed(names: Mapping[str, str]) -> Iterator[None]:
+    """Give an ``ArgumentError`` about an argument in ``names`` its name there (its key)."""
+    try:
+        yield
+    except ArgumentError as exc:
+        if exc.argument not in names:
+            raise
+        raise type(exc)(names[exc.argument], exc.rule) from exc
 
 
 def load_spec(path: str | Path, *, overrides: Mapping[str, Any] | None = None) -> StudySpec:

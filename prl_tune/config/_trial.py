@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from prl_tune.config._spec import StudySpec
+from prl_tune.config._spec import SpecError, StudySpec
 from prl_tune.schedulers import SCHEDULERS
 
 if TYPE_CHECKING:
@@ -53,6 +53,28 @@ def load_study_task(spec: StudySpec) -> TaskData:
     from prl_tune.training import load_task
 
     return load_task(spec.task.name, seed=spec.seed, device=spec.task.device, **spec.task.params)
+
+
+def steps_per_trial(spec: StudySpec) -> int:
+    """The most optimizer steps one trial of the study runs: ``[task] epochs`` x the batches of
+    an epoch of its task (built once on the CPU, seeded with the study's seed, to count them;
+    so a command that hands out GPUs to its workers does not start CUDA itself).
+
+    Raises:
+        SpecError: the task's ``train_loader`` has no ``len()``.
+    """
+    from collections.abc import Sized
+
+    from prl_tune.training import load_task
+
+    task = load_task(spec.task.name, seed=spec.seed, device="cpu", **spec.task.params)
+    loader = task.train_loader
+    if not isinstance(loader, Sized):
+        raise SpecError(
+            f"[task] name: a step budget needs the batches per epoch, so {spec.task.name!r}'s "
+            f"train_loader must have len() but got a {type(loader).__name__}."
+        )
+    return spec.task.epochs * len(loader)
 
 
 def train_trial(

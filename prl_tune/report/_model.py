@@ -12,8 +12,15 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from prl_tune.report._comparison import TEST_METRICS, ComparisonTable, stored_table
 from prl_tune.stability import describe_boundary
-from prl_tune.store import SPEC_ATTR, stability_boundary, stored_range_test, trial_attrs
+from prl_tune.store import (
+    SPEC_ATTR,
+    STEP_BUDGET_ATTR,
+    stability_boundary,
+    stored_range_test,
+    trial_attrs,
+)
 
 #: The kinds of outcome a report counts, in the order it lists them.
 OUTCOMES = (
@@ -25,6 +32,8 @@ OUTCOMES = (
     "running",
 )
 _MIN_TRIALS_FOR_IMPORTANCE = 8
+#: PLRS's hidden choices, as a trial records them (only those other than the paper's).
+_PLRS_CHOICES = ("draw_every", "distribution", "beta_shape")
 
 
 def outcome(trial: FrozenTrial, attrs: dict[str, Any]) -> str:
@@ -62,15 +71,22 @@ class TrialView:
         return (self.lr_min + self.lr_max) / 2
 
     def copy_line(self, epochs: int | None) -> str:
-        """A line of Python that builds this trial's scheduler."""
-        if self.lr_min is not None and self.lr_max is not None and self.scheduler == "plrs":
-            return f"PLRS(optimizer, lr_min={self.lr_min:.4g}, lr_max={self.lr_max:.4g})"
-        lr = self.lr if self.lr is not None else self.lr_max
+        """A line of Python that builds this trial's scheduler (a PLRS variant, or PLRS with
+        one draw per epoch, through ``build_scheduler``, which knows the steps per epoch)."""
         epochs_text = "EPOCHS" if epochs is None else str(epochs)
-        return (
-            f'build_scheduler("{self.scheduler}", optimizer, lr={_num(lr)}, '
-            f"epochs={epochs_text}, steps_per_epoch=len(train_loader))"
-        )
+        budget = f"epochs={epochs_text}, steps_per_epoch=len(train_loader)"
+        if self.lr_min is not None and self.lr_max is not None:
+            # PLRS's choices other than the paper's (on the trial when searched or fixed).
+            choices = {k: self.attrs[k] for k in _PLRS_CHOICES if k in self.attrs}
+            if choices.get("draw_every") == "step":
+                del choices["draw_every"]
+            bounds = f"lr_min={self.lr_min:.4g}, lr_max={self.lr_max:.4g}"
+            bounds += "".join(f", {key}={value!r}" for key, value in choices.items())
+            if self.scheduler == "plrs" and choices.get("draw_every") != "epoch":
+                return f"PLRS(optimizer, {bounds})"
+            return f'build_scheduler("{self.scheduler}", optimizer, {bounds}, {budget})'
+        lr = self.lr if self.lr is not None else self.lr_max
+        return f'build_scheduler("{self.scheduler}", optimizer, lr={_num(lr)}, {budget})'
 
 
 @dataclass(frozen=True)
@@ -88,7 +104,14 @@ class SchedulerRow:
 
 @dataclass(frozen=True)
 class StudyReport:
-    """Everything a report of one study shows; build it with :func:`build_report`."""
+    """Everything a report of one study shows; build it with :func:`build_report`.
+
+    ``metric`` names the trials' values: the study's metric, or for the evaluation study of a
+    comparison what its runs were scored by (``test_accuracy`` on a test split). ``comparison``
+    is the table such a study holds (``None``: none); ``evaluation`` says that the study holds
+    a comparison's evaluation runs (its trials are runs of tuned configurations, not a search).
+    ``step_budget`` is a budget in optimizer steps the study was run with, if any.
+    """
 
     study_name: str
     metric: str
@@ -109,6 +132,9 @@ class StudyReport:
     importances: dict[str, float] | None
     importance_note: str
     range_test: Any = field(default=None, repr=False)
+    comparison: ComparisonTable | None = None
+    evaluation: bool = False
+    step_budget: int | None = None
 
     @property
     def task(self) -> str:
@@ -116,8 +142,9 @@ class StudyReport:
 
     @property
     def budget(self) -> int | None:
+        """The trial budget (``None`` for a comparison's evaluation study: it has none)."""
         budget = (self.spec or {}).get("study", {}).get("n_trials")
-        return budget if isinstance(budget, int) else None
+        return budget if isinstance(budget, int) and not self.evaluation else None
 
     @property
     def epochs_per_trial(self) -> int | None:
@@ -139,10 +166,13 @@ def build_report(study: optuna.Study) -> StudyReport:
     """Read a study (any storage, either backend) into a :class:`StudyReport`; never writes."""
     spec = study.user_attrs.get(SPEC_ATTR)
     spec = spec if isinstance(spec, dict) else None
-    metric = str((spec or {}).get("study", {}).get("metric", "value"))
     direction = "maximize" if study.direction == StudyDirection.MAXIMIZE else "minimize"
     merged = trial_attrs(study)
     frozen = study.get_trials(deepcopy=False)
+    table = stored_table(study)
+    scored = {t.user_attrs.get("scored_on") for t in frozen} - {None}
+    metric = _value_name(str((spec or {}).get("study", {}).get("metric", "value")), table, scored)
+    step_budget = study.user_attrs.get(STEP_BUDGET_ATTR)
     views = [_view(t, merged[t.number]) for t in frozen]
     counts = Counter(v.outcome for v in views)
     reasons = Counter(
@@ -159,6 +189,12 @@ def build_report(study: optuna.Study) -> StudyReport:
     steps = [_int(v.attrs.get("steps")) for v in views]
     unstable = [v.outcome == "pruned by the rules" or bool(v.attrs.get("unstable")) for v in views]
     best = _best(views, direction)
+    evaluation = table is not None or bool(scored)
+    importances, importance_note = (
+        (None, "parameter importances: none for evaluation runs (tuned configurations re-run)")
+        if evaluation
+        else _importances(study, views)
+    )
     return StudyReport(
         study_name=study.study_name,
         metric=metric,
@@ -180,10 +216,25 @@ def build_report(study: optuna.Study) -> StudyReport:
             for context, pair in sorted(stability_boundary(study, merged).items(), key=str)
             if (line := describe_boundary(context, *pair)) is not None
         ],
-        importances=(found := _importances(study, views))[0],
-        importance_note=found[1],
+        importances=importances,
+        importance_note=importance_note,
         range_test=stored_range_test(study),
+        comparison=table,
+        evaluation=evaluation,
+        step_budget=step_budget if isinstance(step_budget, int) else None,
     )
+
+
+def _value_name(metric: str, table: ComparisonTable | None, scored: set[Any]) -> str:
+    """What the trials' values are: the study's metric, or for a comparison's evaluation runs
+    (which record ``scored_on``) the test metric when they were scored on a test split."""
+    if table is not None:
+        return table.score
+    if scored == {"test"}:
+        return TEST_METRICS.get(metric, f"test score ({metric} on the test split)")
+    if "test" in scored:  # should not happen: a task either has a test split or not
+        return f"{metric} or its test-split counterpart"
+    return metric
 
 
 def _view(trial: FrozenTrial, attrs: dict[str, Any]) -> TrialView:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import optuna
 
+from prl_tune.report._comparison import comparison_html, comparison_markdown, format_comparison
 from prl_tune.report._figures import figures, figures_available
-from prl_tune.report._model import OUTCOMES, StudyReport, build_report
+from prl_tune.report._model import OUTCOMES, StudyReport, TrialView, build_report
 from prl_tune.report._text import fmt, format_table
 
 FORMATS = ("html", "md", "text")
@@ -63,13 +64,12 @@ def write_report(
 
 
 def _overview(report: StudyReport) -> list[tuple[str, str]]:
-    budget = report.budget
     done = len(report.trials)
     rows = [
         ("study", report.study_name),
         ("task", report.task),
         ("backend", _backends(report)),
-        ("trials", f"{done}" + (f" of a budget of {budget}" if budget else "")),
+        ("trials", f"{done}" + _budget_text(report)),
     ]
     for name in OUTCOMES:
         count = report.counts[name]
@@ -87,6 +87,20 @@ def _overview(report: StudyReport) -> list[tuple[str, str]]:
     share = report.unstable_steps / report.steps if report.steps else 0.0
     rows.append(("steps in unstable trials", f"{report.unstable_steps} ({share:.1%})"))
     return rows
+
+
+def _budget_text(report: StudyReport) -> str:
+    budget, steps = report.budget, report.step_budget
+    if report.evaluation:
+        return " (evaluation runs of a scheduler comparison)"
+    if steps is not None:
+        cap = f"; at most {budget} trials" if budget else ""
+        return f" (a budget of {steps:,} optimizer steps{cap})"
+    return f" of a budget of {budget}" if budget else ""
+
+
+def _runs_or_trials(report: StudyReport) -> str:
+    return "runs (one seed each)" if report.evaluation else "trials"
 
 
 def _backends(report: StudyReport) -> str:
@@ -155,7 +169,29 @@ def _importance_rows(report: StudyReport) -> list[tuple[str, str]]:
 
 
 def to_text(report: StudyReport) -> str:
-    """The report's tables as plain text (``prl-tune summary`` and ``report --format text``)."""
+    """The report's tables as plain text (``prl-tune summary`` and ``report --format text``);
+    a comparison's evaluation study shows the comparison's table in place of its best run."""
+    lines = _text_overview(report)
+    if report.comparison is not None:
+        table = format_comparison(report.comparison)
+        lines += ["", *(f"  {line}".rstrip() for line in table.splitlines()), ""]
+    elif report.best is None:
+        lines.append("  no complete trial yet: nothing to show")
+        return "\n".join(lines)
+    else:
+        lines += _text_answer(report, report.best)
+    header, rows = _top(report)
+    lines.append(f"  top {len(rows)} {_runs_or_trials(report)}:")
+    lines.extend("    " + line for line in format_table(header, rows).splitlines())
+    importances = _importance_rows(report)
+    if importances:
+        lines.append("  parameter importances: " + ", ".join(f"{k} {v}" for k, v in importances))
+    else:
+        lines.append(f"  {report.importance_note}")
+    return "\n".join(lines)
+
+
+def _text_overview(report: StudyReport) -> list[str]:
     lines = [f"study {report.study_name!r}: {len(report.trials)} trials"]
     if not report.made_by_prl_tune:
         lines.append("  (not made by prl-tune: showing what the store holds)")
@@ -175,13 +211,17 @@ def to_text(report: StudyReport) -> str:
         )
     unstable = compute["steps in unstable trials"]
     lines.append(f"  compute: {compute['compute']}; in unstable trials: {unstable}")
+    if report.step_budget is not None and not report.evaluation:
+        lines.append(f"  step budget: {report.step_budget:,} optimizer steps")
     lines.extend(f"  {line}" for line in report.boundary)
-    best = report.best
-    if best is None:
-        lines.append("  no complete trial yet: nothing to show")
-        return "\n".join(lines)
-    lines.append(f"  best {report.metric}: {fmt(best.value)} (trial {best.number})")
-    lines.append(f"  best scheduler: {best.scheduler}")
+    return lines
+
+
+def _text_answer(report: StudyReport, best: TrialView) -> list[str]:
+    lines = [
+        f"  best {report.metric}: {fmt(best.value)} (trial {best.number})",
+        f"  best scheduler: {best.scheduler}",
+    ]
     for key, value in (
         ("lr_min", best.lr_min),
         ("lr_max", best.lr_max),
@@ -194,15 +234,7 @@ def to_text(report: StudyReport) -> str:
     if len(report.schedulers) > 1:
         lines.append("  schedulers:")
         lines.extend("    " + line for line in format_table(*_comparison(report)).splitlines())
-    header, rows = _top(report)
-    lines.append(f"  top {len(rows)} trials:")
-    lines.extend("    " + line for line in format_table(header, rows).splitlines())
-    importances = _importance_rows(report)
-    if importances:
-        lines.append("  parameter importances: " + ", ".join(f"{k} {v}" for k, v in importances))
-    else:
-        lines.append(f"  {report.importance_note}")
-    return "\n".join(lines)
+    return lines
 
 
 # --- Markdown ---------------------------------------------------------------------------------
@@ -223,12 +255,16 @@ def note_markdown(report: StudyReport) -> str:
     lines = [f"# Study `{report.study_name}`", ""]
     lines += [*_md_table(["", ""], [list(r) for r in _overview(report)]), ""]
     lines += [*(f"- {line}" for line in report.boundary), ""] if report.boundary else []
-    lines += ["## The answer", "", *_md_table(["", ""], [list(r) for r in _answer(report)]), ""]
-    if len(report.schedulers) > 1:
-        lines += ["## Schedulers", "", *_md_table(*_comparison(report)), ""]
+    if report.comparison is not None:
+        lines += [comparison_markdown(report.comparison)]
+    else:
+        answer = [list(r) for r in _answer(report)]
+        lines += ["## The answer", "", *_md_table(["", ""], answer), ""]
+        if len(report.schedulers) > 1:
+            lines += ["## Schedulers", "", *_md_table(*_comparison(report)), ""]
     header, rows = _top(report)
     if rows:
-        lines += ["## Top trials", "", *_md_table(header, rows), ""]
+        lines += [f"## Top {_runs_or_trials(report)}", "", *_md_table(header, rows), ""]
     return "\n".join(lines)
 
 
@@ -285,12 +321,16 @@ def to_html(report: StudyReport) -> str:
         parts.append("<p class='note'>Not made by prl-tune: showing what the store holds.</p>")
     parts.append("<h2>Overview</h2>" + _html_table(None, [list(r) for r in _overview(report)]))
     parts.extend(f"<p>{_h(line)}</p>" for line in report.boundary)
-    parts.append("<h2>The answer</h2>" + _html_table(None, [list(r) for r in _answer(report)]))
-    if len(report.schedulers) > 1:
-        parts.append("<h2>Schedulers</h2>" + _html_table(*_comparison(report)))
+    if report.comparison is not None:
+        parts.append(comparison_html(report.comparison))
+    else:
+        answer = [list(r) for r in _answer(report)]
+        parts.append("<h2>The answer</h2>" + _html_table(None, answer))
+        if len(report.schedulers) > 1:
+            parts.append("<h2>Schedulers</h2>" + _html_table(*_comparison(report)))
     header, rows = _top(report)
     if rows:
-        parts.append("<h2>Top trials</h2>" + _html_table(header, rows))
+        parts.append(f"<h2>Top {_runs_or_trials(report)}</h2>" + _html_table(header, rows))
     found = figures(report)
     if not found and not figures_available():
         parts.append(f"<p class='note'>{_h(_NO_FIGURES)}</p>")

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from prl_tune.report._model import build_report
 from prl_tune.report._render import to_text
 from prl_tune.report._text import fmt, format_table
-from prl_tune.store import uses_budget
+from prl_tune.store import steps_used, trial_steps, uses_budget
 
 if TYPE_CHECKING:
     from prl_tune.lr_finder import RangeTestResult
@@ -45,6 +45,8 @@ class Progress:
         direction: the study's direction (for "best").
         stream: where to print; ``None`` prints nothing.
         workers: trials run at once (for the ETA).
+        max_steps: the study's budget in optimizer steps, if it has one: each line then counts
+            the steps run (``[1,234/5,440 steps]``) and the ETA is in steps.
     """
 
     def __init__(
@@ -54,14 +56,17 @@ class Progress:
         *,
         stream: IO[str] | None,
         workers: int = 1,
+        max_steps: int | None = None,
     ) -> None:
         self.total = total
         self.direction = direction
         self.stream = stream
         self.workers = workers
+        self.max_steps = max_steps
         self._seen: set[int] = set()
         self._started = time.monotonic()
         self._durations: list[float] = []
+        self._steps: list[int] = []  # of the trials in _durations
 
     def start(self, study: optuna.Study) -> None:
         """Note the trials already finished (a resumed study) so only new ones are printed."""
@@ -70,9 +75,12 @@ class Progress:
         if self.stream is not None:
             verb = "resuming" if done else "starting"
             counted = sum(uses_budget(t) for t in done)
+            steps = ""
+            if self.max_steps is not None:
+                steps = f", {steps_used(done):,}/{self.max_steps:,} optimizer steps"
             print(
-                f"{verb} study {study.study_name!r}: {counted}/{self.total} trials done, "
-                f"{self.workers} worker(s)",
+                f"{verb} study {study.study_name!r}: {counted}/{self.total} trials done"
+                f"{steps}, {self.workers} worker(s)",
                 file=self.stream,
                 flush=True,
             )
@@ -88,6 +96,7 @@ class Progress:
             self._seen.add(trial.number)
             if trial.duration is not None:
                 self._durations.append(trial.duration.total_seconds())
+                self._steps.append(trial_steps(trial))
         if self.stream is None:
             return
         best = _best(trials, self.direction)
@@ -96,13 +105,19 @@ class Progress:
         remaining = max(0, self.total - done)
         per_trial = sum(self._durations) / len(self._durations) if self._durations else 0.0
         eta = remaining * per_trial / max(1, self.workers)
+        count = f"{done:>{len(str(self.total))}}/{self.total}"
+        if self.max_steps is not None:
+            ran = steps_used(finished)
+            count = f"{ran:>{len(f'{self.max_steps:,}')},}/{self.max_steps:,} steps"
+            per_step = sum(self._durations) / max(1, sum(self._steps))
+            eta = min(eta, max(0, self.max_steps - ran) * per_step / max(1, self.workers))
         for trial in new:
             result = fmt(trial.value) if trial.state == TrialState.COMPLETE else ""
             attrs = trial.user_attrs
             why = attrs.get("prune_reason") or attrs.get("error") or attrs.get("fail_reason") or ""
             best_text = f"best {fmt(best.value)} (#{best.number})" if best else "best -"
             print(
-                f"[{done:>{len(str(self.total))}}/{self.total}] trial {trial.number} "
+                f"[{count}] trial {trial.number} "
                 f"{trial.state.name} {result} {_schedule(trial)}"
                 f"{' (' + str(why)[:120] + ')' if why else ''} | {best_text} | "
                 f"{_fmt_duration(elapsed)} elapsed, ETA {_fmt_duration(eta)}",

@@ -13,10 +13,13 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from prl_tune._checks import integer
+from prl_tune._checks import choice, integer, real
 from prl_tune.schedulers._lr import set_group_lr
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2
+#: Versions :meth:`PLRS.load_state_dict` reads (a version-1 state is a paper PLRS: a uniform
+#: draw at every step).
+_READABLE_VERSIONS = (1, 2)
 _BLOCK_SIZE = 1024
 _MAX_SEED = 2**64 - 1
 
@@ -76,6 +79,34 @@ def _check_warmup(warmup_steps: object) -> int:
     return int(integer("warmup_steps", warmup_steps, minimum=0))
 
 
+#: The distributions of a draw on ``[lr_min, lr_max]``; the first is the paper's.
+DISTRIBUTIONS = ("uniform", "log-uniform", "beta")
+
+
+def _check_draw(
+    draw_every: object,
+    distribution: object,
+    beta_shape: object,
+    lows: list[float],
+    *,
+    per_group: bool,
+) -> tuple[int, str, float]:
+    """The checked ``(draw_every, distribution, beta_shape)``; a log-uniform draw needs every
+    ``lr_min > 0`` (named ``lr_min[i]`` when the bounds were given ``per_group``)."""
+    every = int(integer("draw_every", draw_every, minimum=1))
+    name = choice("distribution", distribution, DISTRIBUTIONS)
+    shape = float(real("beta_shape", beta_shape, low=0.0, low_open=True))
+    if name == "log-uniform":
+        for i, lo in enumerate(lows):
+            if lo <= 0.0:
+                where = f"lr_min[{i}]" if per_group else "lr_min"
+                raise ValueError(
+                    f"{where} must be > 0 for distribution 'log-uniform' (log(0) is undefined) "
+                    f"but got {lo}."
+                )
+    return every, name, shape
+
+
 class PLRS(LRScheduler):
     """Probabilistic learning-rate scheduler: a fresh uniform draw of the LR at every step.
 
@@ -88,6 +119,22 @@ class PLRS(LRScheduler):
     ``warmup_steps = W > 0`` and ``t < W`` that value is multiplied by ``(t + 1) / (W + 1)``
     (a linear ramp, so during warmup the LR lies in ``(t + 1) / (W + 1) * [lr_min, lr_max]``);
     from ``t >= W`` on the draws are plain. ``lr_min == lr_max`` gives a constant LR.
+
+    Two choices the paper fixes are arguments, with the paper's as the defaults:
+
+    - ``draw_every = k``: a new draw at the steps ``t`` with ``t % k == 0`` (``t = 0, k, 2k,
+      ...``); in between the LR keeps its last draw (the warmup ramp still applies per step).
+      ``k = 1`` is the paper's draw at every step; ``k = steps_per_epoch`` draws once per epoch
+      when the scheduler is stepped once per optimizer step (``build_scheduler`` takes
+      ``draw_every="epoch"`` for that).
+    - ``distribution``: the same uniform ``u`` mapped through a quantile function ``Q`` onto the
+      bounds, ``lr = lr_min + (lr_max - lr_min) * Q(u)`` clipped to ``[lr_min, lr_max]``:
+      ``"uniform"`` (the paper, ``Q(u) = u``), ``"log-uniform"`` (``lr = lr_min *
+      (lr_max / lr_min) ** u``; needs ``lr_min > 0``) or ``"beta"`` (``Q`` the quantile
+      function of the symmetric ``Beta(a, a)``, ``a = beta_shape``: centred on
+      :attr:`lr_center`, more concentrated there the larger ``a``; ``a = 1`` is uniform).
+      Every distribution draws one uniform per group and draw, so one seed gives coupled draws
+      across distributions (common random numbers for an ablation).
 
     Draws come only from the scheduler's own CPU :class:`torch.Generator`, never from the global
     torch, NumPy or :mod:`random` state. The same ``seed`` gives the same sequence, and
@@ -116,6 +163,10 @@ class PLRS(LRScheduler):
         seed: Seed of the scheduler's generator. Default ``None``: a seed is drawn from OS
             entropy; it is stored in :attr:`seed` and in :meth:`state_dict`.
         warmup_steps: Number of draws scaled by the linear warmup ramp. Default ``0``.
+        draw_every: Steps between draws, an int ``>= 1``. Default ``1`` (every step).
+        distribution: ``"uniform"`` (default), ``"log-uniform"`` or ``"beta"``.
+        beta_shape: The shape ``a > 0`` of ``Beta(a, a)`` for ``distribution="beta"``
+            (ignored otherwise). Default ``2.0``.
 
     Raises:
         TypeError: An argument has the wrong type (e.g. a string or a bool).
@@ -133,6 +184,9 @@ class PLRS(LRScheduler):
         *,
         seed: int | None = None,
         warmup_steps: int = 0,
+        draw_every: int = 1,
+        distribution: str = "uniform",
+        beta_shape: float = 2.0,
     ) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(
@@ -141,6 +195,9 @@ class PLRS(LRScheduler):
         n_groups = len(optimizer.param_groups)
         self._lr_min, self._lr_max = _check_bounds(lr_min, lr_max, n_groups)
         self._warmup_steps = _check_warmup(warmup_steps)
+        self._draw_every, self._distribution, self._beta_shape = _check_draw(
+            draw_every, distribution, beta_shape, self._lr_min, per_group=_is_sequence(lr_min)
+        )
         self._seed = _check_seed(seed)
         self._generator = torch.Generator(device="cpu")
         self._generator.manual_seed(self._seed)
@@ -148,6 +205,7 @@ class PLRS(LRScheduler):
         self._block_state = self._generator.get_state()
         self._block: list[list[float]] = []
         self._offset = 0
+        self._held: list[float] | None = None  # the last draw (unscaled), kept between draws
         self._drawn: list[float] = []
         self._next_block()
         super().__init__(optimizer)
@@ -179,6 +237,21 @@ class PLRS(LRScheduler):
         """Number of draws scaled by the linear warmup ramp."""
         return self._warmup_steps
 
+    @property
+    def draw_every(self) -> int:
+        """Steps between draws (``1``: every step, the paper)."""
+        return self._draw_every
+
+    @property
+    def distribution(self) -> str:
+        """The distribution of a draw on the bounds: uniform, log-uniform or beta."""
+        return self._distribution
+
+    @property
+    def beta_shape(self) -> float:
+        """The shape ``a`` of ``Beta(a, a)`` (used by ``distribution="beta"`` only)."""
+        return self._beta_shape
+
     # ------------------------------------------------------------------------------- drawing
 
     def _next_block(self) -> None:
@@ -192,24 +265,37 @@ class PLRS(LRScheduler):
         u = torch.rand(size, len(self._lr_min), generator=self._generator, dtype=torch.float64)
         low = torch.tensor(self._lr_min, dtype=torch.float64)
         high = torch.tensor(self._lr_max, dtype=torch.float64)
-        width = torch.tensor(
-            [hi - lo for lo, hi in zip(self._lr_min, self._lr_max, strict=True)],
-            dtype=torch.float64,
-        )
-        rows: list[list[float]] = torch.minimum(u.mul_(width).add_(low), high).tolist()
+        if self._distribution == "log-uniform":
+            log_ratio = torch.log(high) - torch.log(low)  # no overflow of high / low
+            lrs = torch.maximum(torch.exp(u.mul_(log_ratio)).mul_(low), low)
+        else:
+            if self._distribution == "beta":
+                from scipy.special import betaincinv
+
+                a = self._beta_shape
+                u = torch.from_numpy(betaincinv(a, a, u.numpy()))
+            width = torch.tensor(
+                [hi - lo for lo, hi in zip(self._lr_min, self._lr_max, strict=True)],
+                dtype=torch.float64,
+            )
+            lrs = u.mul_(width).add_(low)
+        rows: list[list[float]] = torch.minimum(lrs, high).tolist()
         return rows
 
     def _next_lrs(self) -> list[float]:
-        """Consume the next row of draws and apply the warmup ramp for ``last_epoch``."""
-        if self._offset == len(self._block):
-            self._next_block()
-        row = self._block[self._offset]
-        self._offset += 1
+        """The LRs of step ``last_epoch``: a new row of draws at the steps ``t % draw_every ==
+        0`` (the last one otherwise), with the warmup ramp applied."""
         t = self.last_epoch
+        if self._held is None or t % self._draw_every == 0:
+            if self._offset == len(self._block):
+                self._next_block()
+            self._held = self._block[self._offset]
+            self._offset += 1
+        row = self._held
         if t < self._warmup_steps:
             scale = (t + 1) / (self._warmup_steps + 1)
             return [lr * scale for lr in row]
-        return row  # each row is used once; get_last_lr() and state_dict() hand out copies
+        return row  # never changed in place; get_last_lr() and state_dict() hand out copies
 
     # ------------------------------------------------------------------- LRScheduler contract
 
@@ -261,11 +347,13 @@ class PLRS(LRScheduler):
     def state_dict(self) -> dict[str, Any]:
         """Return the complete state of the scheduler, without the optimizer.
 
-        Keys: ``version`` (1), ``seed``, ``lr_min``, ``lr_max``, ``warmup_steps``,
-        ``block_size``, ``block_rng_state`` (uint8 generator state at the start of the current
-        block of draws), ``block_offset`` (draws used from that block), ``last_epoch``,
-        ``step_count``, ``last_lr`` and ``base_lrs``. The values are ints, floats, lists of
-        floats and one uint8 tensor, so the dict loads with ``torch.load(weights_only=True)``.
+        Keys: ``version`` (2), ``seed``, ``lr_min``, ``lr_max``, ``warmup_steps``,
+        ``draw_every``, ``distribution``, ``beta_shape``, ``block_size``, ``block_rng_state``
+        (uint8 generator state at the start of the current block of draws), ``block_offset``
+        (draws used from that block; the last one used is the draw the LR holds until the next
+        draw), ``last_epoch``, ``step_count``, ``last_lr`` and ``base_lrs``. The values are
+        ints, floats, a string, lists of floats and one uint8 tensor, so the dict loads with
+        ``torch.load(weights_only=True)``.
         """
         return {
             "version": _STATE_VERSION,
@@ -273,6 +361,9 @@ class PLRS(LRScheduler):
             "lr_min": list(self._lr_min),
             "lr_max": list(self._lr_max),
             "warmup_steps": self._warmup_steps,
+            "draw_every": self._draw_every,
+            "distribution": self._distribution,
+            "beta_shape": self._beta_shape,
             "block_size": self._block_size,
             "block_rng_state": self._block_state.clone(),
             "block_offset": self._offset,
@@ -285,22 +376,27 @@ class PLRS(LRScheduler):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a state from :meth:`state_dict`; the sequence continues bit-identically.
 
-        The saved bounds, seed and warmup replace those given to the constructor. The
+        The saved bounds, seed, warmup, draw frequency and distribution replace those given to
+        the constructor. A state of version 1 (saved before the draw frequency and the
+        distribution were choices) is the paper's PLRS: a uniform draw at every step. The
         optimizer's LRs are not touched (they are restored with the optimizer's own state).
 
         Args:
             state_dict: A dict returned by :meth:`state_dict`.
 
         Raises:
-            ValueError: The dict is not a PLRS state of version 1, or it was saved for another
-                number of param groups.
+            ValueError: The dict is not a PLRS state of version 1 or 2, or it was saved for
+                another number of param groups.
         """
-        if not isinstance(state_dict, dict) or state_dict.get("version") != _STATE_VERSION:
-            version = state_dict.get("version") if isinstance(state_dict, dict) else None
+        version = state_dict.get("version") if isinstance(state_dict, dict) else None
+        if version not in _READABLE_VERSIONS:
             raise ValueError(
-                f"state_dict must be a PLRS state of version {_STATE_VERSION} "
+                f"state_dict must be a PLRS state of version {_STATE_VERSION} (or 1) "
                 f"but got version {version!r}."
             )
+        if version == 1:
+            paper = {"draw_every": 1, "distribution": "uniform", "beta_shape": 2.0}
+            state_dict = {**state_dict, **paper}
         missing = sorted(set(self.state_dict()) - set(state_dict))
         if missing:
             raise ValueError(f"state_dict is missing the PLRS keys {missing}.")
@@ -323,14 +419,23 @@ class PLRS(LRScheduler):
             raise ValueError(
                 f"state_dict block_rng_state must be a uint8 tensor but got {rng_state!r}."
             )
+        draw = _check_draw(
+            state_dict["draw_every"],
+            state_dict["distribution"],
+            state_dict["beta_shape"],
+            lows,
+            per_group=n_groups > 1,
+        )
         self._lr_min, self._lr_max = lows, highs
         self._warmup_steps = _check_warmup(state_dict["warmup_steps"])
+        self._draw_every, self._distribution, self._beta_shape = draw
         self._seed = _check_seed(state_dict["seed"])
         self._block_size = block_size
         self._generator.set_state(rng_state.clone())
         self._block_state = rng_state.clone()
         self._block = self._draw_block(block_size)
         self._offset = offset
+        self._held = self._block[offset - 1] if offset > 0 else None
         self.last_epoch = int(state_dict["last_epoch"])
         self._step_count = int(state_dict["step_count"])
         self._last_lr = [float(lr) for lr in state_dict["last_lr"]]

@@ -2,7 +2,9 @@
 
 One table (:data:`SCHEDULERS`) says, for every scheduler, the parameters it needs, its optional
 parameters with their defaults, and a small builder. The factory, the name lists, the study-file
-check and ``SchedulerSpace`` all read it.
+check and ``SchedulerSpace`` all read it. It also holds named variants of PLRS (``plrs-epoch``,
+``plrs-beta``, ...): PLRS with one of its two hidden choices fixed, so ``prl-tune compare`` can
+compare them side by side with the paper's PLRS under one protocol.
 """
 
 from __future__ import annotations
@@ -42,12 +44,17 @@ class SchedulerEntry:
             (searched by ``PLRSSpace``), ``("lr",)`` for a peak LR.
         defaults: The optional params with their defaults.
         build: ``build(optimizer, budget, params)`` with the defaults merged into ``params``.
+        variant_of: For a variant, the scheduler it is a variant of (``"plrs"``); ``None`` for
+            a scheduler of its own.
+        fixed: The params a variant fixes; a caller may not set them.
     """
 
     name: str
     required: tuple[str, ...]
     build: Builder
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    variant_of: str | None = None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def searches_bounds(self) -> bool:
@@ -60,10 +67,40 @@ def _peak_lr(params: Mapping[str, Any]) -> float:
     return float(_checks.real("lr", params["lr"], low=0.0, low_open=True))
 
 
+#: The words ``draw_every`` takes besides a number of steps: a draw at every step (the paper),
+#: or once per epoch.
+DRAW_EVERY_WORDS = ("step", "epoch")
+
+
+def check_draw_every(name: str, value: Any) -> str | int:
+    """``value`` as a PLRS draw frequency: ``"step"`` (also for ``1``), ``"epoch"`` or an int
+    ``k >= 2`` (a draw every ``k`` steps)."""
+    rule = f"must be 'step', 'epoch' or an integer >= 1 (steps) but got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _checks.ArgumentTypeError(name, f"{rule} ({type(value).__name__}).")
+    if value in DRAW_EVERY_WORDS:
+        return value
+    if isinstance(value, int) and value >= 1:
+        return "step" if value == 1 else value
+    raise _checks.ArgumentValueError(name, f"{rule}.")
+
+
 def _build_plrs(optimizer: Optimizer, budget: _Budget, p: dict[str, Any]) -> LRScheduler:
     from prl_tune.schedulers._plrs import PLRS
 
-    return PLRS(optimizer, p["lr_min"], p["lr_max"], seed=p["seed"], warmup_steps=p["warmup_steps"])
+    every = check_draw_every("draw_every", p["draw_every"])
+    if isinstance(every, str):
+        every = budget.steps_per_epoch if every == "epoch" else 1
+    return PLRS(
+        optimizer,
+        p["lr_min"],
+        p["lr_max"],
+        seed=p["seed"],
+        warmup_steps=p["warmup_steps"],
+        draw_every=every,
+        distribution=p["distribution"],
+        beta_shape=p["beta_shape"],
+    )
 
 
 def _build_cosine(optimizer: Optimizer, budget: _Budget, p: dict[str, Any]) -> LRScheduler:
@@ -154,13 +191,27 @@ def _milestone_steps(milestones: object, total: int) -> list[int]:
     return [round(f * total) for f in fractions]
 
 
+_BOUNDS = ("lr_min", "lr_max")
+_PLRS_DEFAULTS: Mapping[str, Any] = {
+    "seed": None,
+    "warmup_steps": 0,
+    "draw_every": "step",
+    "distribution": "uniform",
+    "beta_shape": 2.0,
+}
+
+
+def _plrs_variant(name: str, **fixed: Any) -> SchedulerEntry:
+    """PLRS with ``fixed`` params: the same bounds to search, one hidden choice set apart."""
+    defaults = {k: v for k, v in _PLRS_DEFAULTS.items() if k not in fixed}
+    return SchedulerEntry(name, _BOUNDS, _build_plrs, defaults, variant_of="plrs", fixed=fixed)
+
+
 SCHEDULERS: Mapping[str, SchedulerEntry] = MappingProxyType(
     {
         entry.name: entry
         for entry in (
-            SchedulerEntry(
-                "plrs", ("lr_min", "lr_max"), _build_plrs, {"seed": None, "warmup_steps": 0}
-            ),
+            SchedulerEntry("plrs", _BOUNDS, _build_plrs, _PLRS_DEFAULTS),
             SchedulerEntry(
                 "cosine", ("lr",), _build_cosine, {"T_0": 1, "T_mult": 2, "eta_min": 1e-4}
             ),
@@ -177,13 +228,22 @@ SCHEDULERS: Mapping[str, SchedulerEntry] = MappingProxyType(
                 "multistep", ("lr",), _build_multistep, {"milestones": (0.5, 0.75), "gamma": 0.1}
             ),
             SchedulerEntry("constant", ("lr",), _build_constant),
+            _plrs_variant("plrs-epoch", draw_every="epoch"),
+            _plrs_variant("plrs-every8", draw_every=8),
+            _plrs_variant("plrs-loguniform", distribution="log-uniform"),
+            _plrs_variant("plrs-beta", distribution="beta"),
         )
     }
 )
-"""Every scheduler :func:`build_scheduler` can build, by name (defaults after Appendix F)."""
+"""Every scheduler :func:`build_scheduler` can build, by name (defaults after Appendix F), and
+the named variants of PLRS."""
 
 SCHEDULER_NAMES: tuple[str, ...] = tuple(SCHEDULERS)
-"""Names accepted by :func:`build_scheduler`."""
+"""Names accepted by :func:`build_scheduler` (the PLRS variants included)."""
+
+PLRS_VARIANTS: tuple[str, ...] = tuple(n for n, e in SCHEDULERS.items() if e.variant_of == "plrs")
+"""The named variants of PLRS: ``plrs-epoch``, ``plrs-every8``, ``plrs-loguniform``,
+``plrs-beta``."""
 
 SCHEDULER_PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {name: entry.required for name, entry in SCHEDULERS.items()}
@@ -197,7 +257,16 @@ SCHEDULER_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
 
 
 def _merged_params(entry: SchedulerEntry, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Reject unknown or missing params; return the params merged with the defaults."""
+    """Reject unknown, fixed or missing params; return the params merged with the defaults and
+    the variant's fixed params."""
+    fixed = sorted(set(params) & set(entry.fixed))
+    if fixed:
+        shown = ", ".join(f"{key}={entry.fixed[key]!r}" for key in fixed)
+        raise _checks.ArgumentTypeError(
+            "params",
+            f"of {entry.name!r} must not set {fixed} (the variant fixes {shown}; use "
+            f"{entry.variant_of!r} to choose it) but got {[params[key] for key in fixed]!r}.",
+        )
     unknown = sorted(set(params) - set(entry.required) - set(entry.defaults))
     if unknown:
         allowed = ", ".join([*entry.required, *entry.defaults])
@@ -209,7 +278,7 @@ def _merged_params(entry: SchedulerEntry, params: Mapping[str, Any]) -> dict[str
         raise _checks.ArgumentTypeError(
             "params", f"of {entry.name!r} must include {missing} but they are missing."
         )
-    return {**entry.defaults, **params}
+    return {**entry.defaults, **params, **entry.fixed}
 
 
 def build_scheduler(
@@ -228,7 +297,13 @@ def build_scheduler(
     ``total_steps = epochs * steps_per_epoch``. The schedules and their defaults
     (:data:`SCHEDULER_DEFAULTS`, after Appendix F of arXiv 2407.07613):
 
-    - ``plrs``: :class:`PLRS` with ``lr_min``, ``lr_max``, ``seed=None``, ``warmup_steps=0``.
+    - ``plrs``: :class:`PLRS` with ``lr_min``, ``lr_max``, ``seed=None``, ``warmup_steps=0``,
+      ``draw_every="step"`` (a draw at every step; ``"epoch"``: once per epoch, i.e. every
+      ``steps_per_epoch`` steps; an int ``k``: every ``k`` steps), ``distribution="uniform"``
+      (or ``"log-uniform"``, ``"beta"``) and ``beta_shape=2.0`` (``a`` of ``Beta(a, a)``).
+    - ``plrs-epoch``, ``plrs-every8``, ``plrs-loguniform``, ``plrs-beta``: PLRS with
+      ``draw_every="epoch"``, ``draw_every=8``, ``distribution="log-uniform"`` or
+      ``distribution="beta"`` fixed (:data:`PLRS_VARIANTS`); the same params otherwise.
     - ``cosine``: cosine annealing with warm restarts from ``lr`` down to ``eta_min=1e-4``;
       first period ``T_0=1`` epochs, each next one ``T_mult=2`` times longer (restarts after
       1, 3, 7, ... epochs).

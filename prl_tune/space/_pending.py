@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from prl_tune._checks import real
-from prl_tune.space._plrs_space import PLRSSpace
+from prl_tune.space._plrs_space import (
+    DEFAULT_BETA_SHAPE,
+    PAPER_DISTRIBUTION,
+    PAPER_DRAW_EVERY,
+    PLRSSpace,
+)
 from prl_tune.space._scheduler_space import SchedulerSpace
 
 
@@ -25,6 +30,9 @@ class PendingRangeTest:
         lr: As :class:`SchedulerSpace`.
         lr_min_ratio: As :class:`PLRSSpace` (``None``: the default ``(0, 1)``).
         lr_min: As :class:`PLRSSpace`.
+        draw_every: As :class:`PLRSSpace`.
+        distribution: As :class:`PLRSSpace`.
+        beta_shape: As :class:`PLRSSpace`.
     """
 
     span: float = 3.0
@@ -32,6 +40,9 @@ class PendingRangeTest:
     lr: tuple[float, float] | float = (1e-3, 1.0)
     lr_min_ratio: tuple[float, float] | float | None = None
     lr_min: tuple[float, float] | float | None = None
+    draw_every: str | int | Sequence[str | int] = PAPER_DRAW_EVERY
+    distribution: str | Sequence[str] = PAPER_DISTRIBUTION
+    beta_shape: float = DEFAULT_BETA_SHAPE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "span", self.check_span(self.span))
@@ -41,6 +52,16 @@ class PendingRangeTest:
         ratio, lr_min = PLRSSpace.check_lower_bound(self.lr_min_ratio, self.lr_min)
         object.__setattr__(self, "lr_min_ratio", ratio)
         object.__setattr__(self, "lr_min", lr_min)
+        every, distribution, shape = PLRSSpace.check_draw(
+            self.draw_every, self.distribution, self.beta_shape
+        )
+        object.__setattr__(self, "draw_every", every)
+        object.__setattr__(self, "distribution", distribution)
+        object.__setattr__(self, "beta_shape", shape)
+        # How the PLRS choices fit the schedulers needs no lr_max: check it now, on the space
+        # with a stand-in lr_max (any value that every lr_min range admits).
+        stand_in = 1.0 if lr_min is None else max(1.0, lr_min[0])
+        self.resolve((stand_in, stand_in))
 
     @staticmethod
     def check_span(span: Any) -> float:
@@ -49,5 +70,12 @@ class PendingRangeTest:
 
     def resolve(self, lr_max: tuple[float, float]) -> SchedulerSpace:
         """The concrete space with this ``lr_max`` range (checked by the space's constructor)."""
-        plrs = PLRSSpace(lr_max, self.lr_min_ratio, lr_min=self.lr_min)
+        plrs = PLRSSpace(
+            lr_max,
+            self.lr_min_ratio,
+            lr_min=self.lr_min,
+            draw_every=self.draw_every,
+            distribution=self.distribution,
+            beta_shape=self.beta_shape,
+        )
         return SchedulerSpace(self.schedulers, plrs=plrs, lr=self.lr)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prl_tune._checks import ArgumentValueError, number_range, text
+from prl_tune._checks import ArgumentValueError, number_range, real, text
+from prl_tune.schedulers import DISTRIBUTIONS, check_draw_every
 
 if TYPE_CHECKING:
     import optuna
+
+#: The paper's choices: what a space that does not search them leaves out of its params.
+PAPER_DRAW_EVERY = "step"
+PAPER_DISTRIBUTION = "uniform"
+DEFAULT_BETA_SHAPE = 2.0
 
 
 class PLRSSpace:
@@ -25,6 +31,13 @@ class PLRSSpace:
 
     Every trial that :meth:`suggest` sees gets the user attributes ``lr_min``, ``lr_max`` and
     ``lr_center``, so both bounds are visible on every stored trial.
+
+    PLRS's two hidden choices, the draw frequency and the distribution of a draw, are the
+    paper's (a uniform draw at every step) unless given: one value fixes a choice, a list of
+    two or more searches it as a categorical parameter (``draw_every``, ``distribution``, with
+    the prefix) on Optuna and Ray alike. A choice other than the paper's is in the decoded
+    params (and on the trial); the paper's own is left out, so a space that does not touch them
+    decodes to exactly ``{"lr_min", "lr_max"}``.
 
     Example:
         >>> import optuna
@@ -44,6 +57,14 @@ class PLRSSpace:
             the second parameter ``lr_min_frac`` in ``[0, 1]`` places ``lr_min`` log-linearly in
             ``[low, min(high, lr_max)]`` (still no rejections). Requires ``lr_max``'s low end
             ``>= low``.
+        draw_every: how often PLRS draws: ``"step"`` (the paper, default), ``"epoch"``, or an
+            int ``k`` (every ``k`` steps); a list of them is searched.
+        distribution: the distribution of a draw on ``[lr_min, lr_max]``: ``"uniform"`` (the
+            paper, default), ``"log-uniform"`` or ``"beta"``; a list of them is searched.
+            ``"log-uniform"`` needs ``lr_min > 0``, so it refuses a space whose ``lr_min`` is
+            always 0.
+        beta_shape: the shape ``a > 0`` of the ``Beta(a, a)`` of a ``"beta"`` draw, fixed
+            (default ``2.0``, left out of the params).
         prefix: prepended to the parameter names (``SchedulerSpace`` uses ``"plrs_"``).
     """
 
@@ -53,6 +74,9 @@ class PLRSSpace:
         lr_min_ratio: tuple[float, float] | float | None = (0.0, 1.0),
         *,
         lr_min: tuple[float, float] | float | None = None,
+        draw_every: str | int | Sequence[str | int] = PAPER_DRAW_EVERY,
+        distribution: str | Sequence[str] = PAPER_DISTRIBUTION,
+        beta_shape: float = DEFAULT_BETA_SHAPE,
         prefix: str = "",
     ) -> None:
         self.lr_max = number_range("lr_max", lr_max, low=0.0)
@@ -63,7 +87,52 @@ class PLRSSpace:
                 f"must not reach below lr_min (every lr_max needs an lr_min <= it): low end of "
                 f"lr_max {self.lr_max[0]:g} < low end of lr_min {self.lr_min[0]:g}.",
             )
+        self.draw_every, self.distribution, self.beta_shape = self.check_draw(
+            draw_every, distribution, beta_shape
+        )
+        if "log-uniform" in self.distribution:
+            self.check_log_uniform("distribution")
         self.prefix = text("prefix", prefix)
+
+    @staticmethod
+    def check_draw(
+        draw_every: Any = PAPER_DRAW_EVERY,
+        distribution: Any = PAPER_DISTRIBUTION,
+        beta_shape: Any = DEFAULT_BETA_SHAPE,
+    ) -> tuple[tuple[str | int, ...], tuple[str, ...], float]:
+        """The checked choices ``(draw_every, distribution, beta_shape)``: each of the first two
+        a tuple of distinct choices (one: fixed; more: searched)."""
+        given = _choices("draw_every", draw_every)
+        every = tuple(check_draw_every("draw_every", v) for v in given)
+        names = tuple(_choices("distribution", distribution))
+        for value in names:
+            if value not in DISTRIBUTIONS:
+                raise ArgumentValueError(
+                    "distribution", f"each must be one of {list(DISTRIBUTIONS)} but got {value!r}."
+                )
+        if len(set(every)) != len(every):
+            raise ArgumentValueError(
+                "draw_every", f"must not repeat a choice ('step' is 1) but got {given!r}."
+            )
+        if len(set(names)) != len(names):
+            raise ArgumentValueError(
+                "distribution", f"must not repeat a choice but got {list(names)!r}."
+            )
+        shape = float(real("beta_shape", beta_shape, low=0.0, low_open=True))
+        return every, names, shape
+
+    def check_log_uniform(self, argument: str, what: str = "'log-uniform'") -> None:
+        """Refuse a log-uniform draw (``what``, named ``argument``) when ``lr_min`` is always
+        0."""
+        always_zero = self.lr_min_ratio[1] == 0.0 if self.lr_min is None else self.lr_min[1] == 0
+        if always_zero:
+            fixed = "lr_min_ratio" if self.lr_min is None else "lr_min"
+            shown = list(getattr(self, fixed))
+            raise ArgumentValueError(
+                argument,
+                f"{what} needs lr_min > 0 (log(0) is undefined) but got {fixed} {shown!r}, "
+                "which makes lr_min always 0.",
+            )
 
     @staticmethod
     def check_lower_bound(
@@ -111,23 +180,56 @@ class PLRSSpace:
     def _second_range(self) -> tuple[float, float]:
         return self.lr_min_ratio if self.lr_min is None else (0.0, 1.0)
 
-    def optuna_distributions(self) -> dict[str, optuna.distributions.FloatDistribution]:
+    @property
+    def choices(self) -> dict[str, tuple[str | int, ...]]:
+        """The searched choices by parameter name with the prefix (``draw_every``,
+        ``distribution``): those given a list of two or more."""
+        found: dict[str, tuple[str | int, ...]] = {}
+        for key, chosen in (("draw_every", self.draw_every), ("distribution", self.distribution)):
+            if len(chosen) > 1:
+                found[f"{self.prefix}{key}"] = chosen
+        return found
+
+    @property
+    def choice_params(self) -> frozenset[str]:
+        """The keys beyond ``lr_min``/``lr_max`` that :meth:`decode` may return (a scheduler
+        that takes this space must accept them)."""
+        keys = set()
+        if self.draw_every != (PAPER_DRAW_EVERY,):
+            keys.add("draw_every")
+        if self.distribution != (PAPER_DISTRIBUTION,):
+            keys.add("distribution")
+        if self.beta_shape != DEFAULT_BETA_SHAPE:
+            keys.add("beta_shape")
+        return frozenset(keys)
+
+    def optuna_distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         """The space as Optuna distributions (for ``study.ask(fixed_distributions)``)."""
-        from optuna.distributions import FloatDistribution
+        from optuna.distributions import (
+            BaseDistribution,
+            CategoricalDistribution,
+            FloatDistribution,
+        )
 
         name_max, name_ratio = self.param_names
-        return {
+        distributions: dict[str, BaseDistribution] = {
             name_max: FloatDistribution(*self.lr_max, log=True),
             name_ratio: FloatDistribution(*self._second_range),
         }
+        for name, chosen in self.choices.items():
+            distributions[name] = CategoricalDistribution(list(chosen))
+        return distributions
 
-    def suggest(self, trial: optuna.trial.BaseTrial) -> dict[str, float]:
-        """Sample the bounds from an Optuna trial; returns ``{"lr_min": ..., "lr_max": ...}``."""
+    def suggest(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+        """Sample the bounds (and the searched choices) from an Optuna trial; returns
+        ``{"lr_min": ..., "lr_max": ...}`` and any choice other than the paper's."""
         name_max, name_ratio = self.param_names
-        config = {
+        config: dict[str, Any] = {
             name_max: trial.suggest_float(name_max, *self.lr_max, log=True),
             name_ratio: trial.suggest_float(name_ratio, *self._second_range),
         }
+        for name, chosen in self.choices.items():
+            config[name] = trial.suggest_categorical(name, list(chosen))
         params = self.decode(config)
         record_bounds(trial, params)
         return params
@@ -138,25 +240,43 @@ class PLRSSpace:
 
         tune = import_ray_tune()
         name_max, name_ratio = self.param_names
-        return {
+        space = {
             name_max: _ray_float(tune, self.lr_max, log=True),
             name_ratio: _ray_float(tune, self._second_range, log=False),
         }
+        for name, chosen in self.choices.items():
+            space[name] = tune.choice(list(chosen))
+        return space
 
-    def decode(self, config: Mapping[str, Any]) -> dict[str, float]:
-        """Map a sampled config (Optuna params or a Ray Tune config) to ``lr_min``/``lr_max``."""
+    def decode(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Map a sampled config (Optuna params or a Ray Tune config) to ``lr_min``/``lr_max``,
+        with ``draw_every``, ``distribution`` and ``beta_shape`` where not the paper's."""
         name_max, name_ratio = self.param_names
-        missing = [n for n in (name_max, name_ratio) if n not in config]
+        missing = [n for n in (name_max, name_ratio, *self.choices) if n not in config]
         if missing:
-            raise KeyError(f"config is missing {missing} (a PLRSSpace config needs both).")
+            raise KeyError(f"config is missing {missing} (a PLRSSpace config needs them all).")
         lr_max = float(config[name_max])
         position = min(max(float(config[name_ratio]), 0.0), 1.0)
         if self.lr_min is None:
-            return {"lr_min": position * lr_max, "lr_max": lr_max}
-        # An explicit lr_min range: the position is log-linear inside [low, min(high, lr_max)].
-        low, high = self.lr_min[0], min(self.lr_min[1], lr_max)
-        lr_min = low * (high / low) ** position if low > 0 else position * high
-        return {"lr_min": min(lr_min, lr_max), "lr_max": lr_max}
+            params: dict[str, Any] = {"lr_min": position * lr_max, "lr_max": lr_max}
+        else:
+            # An explicit lr_min range: the position is log-linear in [low, min(high, lr_max)].
+            low, high = self.lr_min[0], min(self.lr_min[1], lr_max)
+            lr_min = low * (high / low) ** position if low > 0 else position * high
+            params = {"lr_min": min(lr_min, lr_max), "lr_max": lr_max}
+        for key in ("draw_every", "distribution"):
+            if key not in self.choice_params:
+                continue
+            chosen: tuple[str | int, ...] = getattr(self, key)
+            value = config[f"{self.prefix}{key}"] if len(chosen) > 1 else chosen[0]
+            if value not in chosen:
+                raise ValueError(
+                    f"{self.prefix}{key} must be one of {list(chosen)} but got {value!r}."
+                )
+            params[key] = value
+        if "beta_shape" in self.choice_params:
+            params["beta_shape"] = self.beta_shape
+        return params
 
     def __repr__(self) -> str:
         second = (
@@ -164,7 +284,16 @@ class PLRSSpace:
             if self.lr_min is None
             else (f"lr_min={self.lr_min}")
         )
-        return f"PLRSSpace(lr_max={self.lr_max}, {second}, prefix={self.prefix!r})"
+        draw = "".join(
+            f", {key}={value!r}"
+            for key, value, paper in (
+                ("draw_every", list(self.draw_every), [PAPER_DRAW_EVERY]),
+                ("distribution", list(self.distribution), [PAPER_DISTRIBUTION]),
+                ("beta_shape", self.beta_shape, DEFAULT_BETA_SHAPE),
+            )
+            if value != paper
+        )
+        return f"PLRSSpace(lr_max={self.lr_max}, {second}{draw}, prefix={self.prefix!r})"
 
 
 def record_bounds(trial: optuna.trial.BaseTrial, params: Mapping[str, Any]) -> None:
@@ -173,6 +302,16 @@ def record_bounds(trial: optuna.trial.BaseTrial, params: Mapping[str, Any]) -> N
         trial.set_user_attr(key, value)
     if "lr_min" in params and "lr_max" in params:
         trial.set_user_attr("lr_center", (params["lr_min"] + params["lr_max"]) / 2)
+
+
+def _choices(name: str, value: Any) -> list[Any]:
+    """A list of choices as a list (not empty); anything else as a list of one (checked by
+    the caller)."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if not value:
+            raise ArgumentValueError(name, f"must not be an empty list but got {value!r}.")
+        return list(value)
+    return [value]
 
 
 def _ray_float(tune: Any, bounds: tuple[float, float], *, log: bool) -> Any:

@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prl_tune._checks import ArgumentTypeError, names, number_range
+from prl_tune._checks import ArgumentTypeError, ArgumentValueError, names, number_range
 from prl_tune.schedulers import SCHEDULER_NAMES, SCHEDULERS
 from prl_tune.space._plrs_space import PLRSSpace, _ray_float, record_bounds
 
 if TYPE_CHECKING:
     import optuna
 
-#: Every scheduler prl_tune can build (the scheduler registry's names); ``plrs`` is searched by
-#: ``PLRSSpace``, every other one by its peak learning rate ``lr``.
-ALL_SCHEDULERS = SCHEDULER_NAMES
+#: The paper's schedulers, the default choice: PLRS and its five baselines (the registry's
+#: names but the PLRS variants, which a space searches only when named). ``plrs`` and its
+#: variants are searched by ``PLRSSpace``, every other one by its peak learning rate ``lr``.
+ALL_SCHEDULERS = tuple(name for name in SCHEDULER_NAMES if SCHEDULERS[name].variant_of is None)
 
 
 class SchedulerSpace:
@@ -36,8 +37,12 @@ class SchedulerSpace:
         >>> params["scheduler"] in ("plrs", "cosine")
         True
 
+    The PLRS variants (``plrs-epoch``, ``plrs-beta``, ...) share ``plrs``'s bounds parameters;
+    a variant fixes one of PLRS's choices, so the ``plrs`` space may not set that choice too.
+
     Args:
-        schedulers: the names to choose from (default: all six).
+        schedulers: the names to choose from (default: the six of :data:`ALL_SCHEDULERS`; any
+            name of the scheduler registry, the PLRS variants included).
         plrs: the ``PLRSSpace`` for the ``plrs`` choice (default ``PLRSSpace()``); its prefix is
             set to ``"plrs_"`` when more than one scheduler is searched.
         lr: ``(low, high)`` log-uniform range of the baselines' peak LR, default ``(1e-3, 1.0)``.
@@ -54,6 +59,7 @@ class SchedulerSpace:
         base = plrs if plrs is not None else PLRSSpace()
         if not isinstance(base, PLRSSpace):
             raise ArgumentTypeError("plrs", f"must be a PLRSSpace but got {base!r}.")
+        _check_plrs_choices(base, self.schedulers)
         prefix = "plrs_" if len(self.schedulers) > 1 else ""
         self.plrs = base.with_prefix(prefix)
 
@@ -102,6 +108,11 @@ class SchedulerSpace:
                 space[self.lr_param(name)] = _ray_float(tune, self.lr, log=True)
         return space
 
+    def searches_bounds(self, config: Mapping[str, Any]) -> bool:
+        """Whether a sampled config's scheduler is PLRS or a variant (searched by :attr:`plrs`)."""
+        name = str(config["scheduler"]) if len(self.schedulers) > 1 else self.schedulers[0]
+        return name in SCHEDULERS and SCHEDULERS[name].searches_bounds
+
     def decode(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Map a sampled config to ``{"scheduler": name, **params}`` (inactive keys dropped)."""
         name = str(config["scheduler"]) if len(self.schedulers) > 1 else self.schedulers[0]
@@ -113,3 +124,47 @@ class SchedulerSpace:
 
     def __repr__(self) -> str:
         return f"SchedulerSpace({list(self.schedulers)}, plrs={self.plrs!r}, lr={self.lr})"
+
+
+def _check_plrs_choices(plrs: PLRSSpace, schedulers: tuple[str, ...]) -> None:
+    """Refuse a ``plrs`` space whose choices a searched variant fixes, a beta shape that no
+    searched scheduler draws with, and a log-uniform variant with an ``lr_min`` always 0."""
+    bounded = [SCHEDULERS[name] for name in schedulers if SCHEDULERS[name].searches_bounds]
+    if plrs.choice_params and not bounded:
+        key = sorted(plrs.choice_params)[0]
+        raise ArgumentValueError(
+            f"plrs_{key}",
+            f"applies to PLRS, which none of the schedulers {list(schedulers)} is, but got "
+            f"{_shown(getattr(plrs, key))!r}.",
+        )
+    for entry in bounded:
+        clash = sorted(plrs.choice_params & set(entry.fixed))
+        if clash:
+            key = clash[0]
+            raise ArgumentValueError(
+                f"plrs_{key}",
+                f"must be left to {entry.name!r}, which fixes {key}={entry.fixed[key]!r} "
+                f"(search it with 'plrs' alone) but got {_shown(getattr(plrs, key))!r}.",
+            )
+    distributions = {
+        str(entry.fixed["distribution"]) if "distribution" in entry.fixed else name
+        for entry in bounded
+        for name in plrs.distribution
+    }
+    if "beta_shape" in plrs.choice_params and "beta" not in distributions:
+        raise ArgumentValueError(
+            "plrs_beta_shape",
+            f"shapes a 'beta' draw, which no searched scheduler makes (schedulers "
+            f"{list(schedulers)}, distribution {list(plrs.distribution)}) but got "
+            f"{plrs.beta_shape!r}.",
+        )
+    for entry in bounded:
+        if entry.fixed.get("distribution") == "log-uniform":
+            plrs.check_log_uniform("schedulers", f"{entry.name!r} (a log-uniform draw)")
+
+
+def _shown(value: Any) -> Any:
+    """A space's choice as the study file writes it: one value, or a list of them."""
+    if isinstance(value, tuple):
+        return value[0] if len(value) == 1 else list(value)
+    return value

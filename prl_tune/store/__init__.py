@@ -21,6 +21,7 @@ from prl_tune.store._running import (
     take_worker_number,
     watch_heartbeats,
 )
+from prl_tune.store._steps import STEP_BUDGET_ATTR, StepBudget, steps_used, trial_steps
 from prl_tune.store._study import (
     RANGE_TEST_ATTR,
     SPEC_ATTR,
@@ -74,6 +75,7 @@ __all__ = [
     "SETUP_LOCK_KEY",
     "SPEC_ATTR",
     "SQLITE_BUSY_TIMEOUT_S",
+    "STEP_BUDGET_ATTR",
     "VERDICT_PREFIX",
     "VERSION_ATTR",
     "WORKERS_STARTED_ATTR",
@@ -81,6 +83,7 @@ __all__ = [
     "Heartbeat",
     "LocalBudgetWarning",
     "NetworkFilesystemWarning",
+    "StepBudget",
     "StorageError",
     "budget_lock_backend",
     "budget_lock_key",
@@ -106,6 +109,7 @@ __all__ = [
     "resolve_lr_max",
     "setup_lock",
     "stability_boundary",
+    "steps_used",
     "stop_attrs",
     "storage_backend",
     "stored_range_test",
@@ -114,6 +118,7 @@ __all__ = [
     "take_worker_number",
     "teach",
     "trial_attrs",
+    "trial_steps",
     "uses_budget",
     "watch_heartbeats",
 ]

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from prl_tune._checks import ArgumentTypeError, ArgumentValueError, choice
-from prl_tune.schedulers import build_scheduler
+from prl_tune.schedulers import SCHEDULERS, build_scheduler
 from prl_tune.stability import StabilityMonitor, StabilityRules, Verdict
 from prl_tune.training._device import select_device
 from prl_tune.training._optim import OPTIMIZER_NAMES, OptimizerConfig
@@ -314,7 +314,7 @@ def train(
         epochs: Number of epochs, an int ``>= 1``.
         scheduler: A name from ``prl_tune.schedulers.SCHEDULER_NAMES`` (default ``"plrs"``).
         scheduler_params: The scheduler's parameters, e.g. ``{"lr_min": 0.05, "lr_max": 0.1}``
-            for PLRS. For PLRS without a ``seed`` entry, ``seed`` below is used.
+            for PLRS. For PLRS (or a variant) without a ``seed`` entry, ``seed`` below is used.
         optimizer: ``"sgd"`` (default) or ``"adamw"``, or a whole
             :class:`~prl_tune.training.OptimizerConfig` (then no ``optimizer_params`` or
             ``grad_clip``).
@@ -381,7 +381,7 @@ def train(
         raise ValueError(f"task.train_loader must have len() >= 1 but got {steps_per_epoch}.")
     resolved = select_device(device)
     scheduler_params = dict(scheduler_params)
-    if scheduler == "plrs":
+    if "seed" in getattr(SCHEDULERS.get(scheduler), "defaults", {}):  # PLRS and its variants
         scheduler_params.setdefault("seed", seed)
     fork_devices = [resolved.index or 0] if resolved.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):

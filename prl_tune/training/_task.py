@@ -14,11 +14,15 @@ import torch
 from prl_tune._checks import ArgumentTypeError, ArgumentValueError, known_keys, text
 from prl_tune.training._device import select_device
 from prl_tune.training._digits import DigitsOptions, load_digits_task
+from prl_tune.training._shapes import ShapesOptions, load_shapes_task
 from prl_tune.training._taskdata import TaskData
 
 #: The built-in tasks: the dataclass of each one's options and its loader.
 BUILTIN_TASKS: Mapping[str, tuple[type, Callable[..., TaskData]]] = MappingProxyType(
-    {"digits": (DigitsOptions, load_digits_task)}
+    {
+        "digits": (DigitsOptions, load_digits_task),
+        "shapes": (ShapesOptions, load_shapes_task),
+    }
 )
 TASK_NAMES: tuple[str, ...] = tuple(BUILTIN_TASKS)
 """Names of the built-in tasks (a view of :data:`BUILTIN_TASKS`)."""
@@ -110,7 +114,9 @@ def load_task(
             :func:`~prl_tune.training.select_device` accepts, ``"auto"`` included (default
             ``"cpu"``).
         params: Task options, e.g. ``model``, ``batch_size``, ``val_fraction`` and
-            ``test_fraction`` for ``"digits"`` (see :class:`~prl_tune.training.DigitsOptions`).
+            ``test_fraction`` for ``"digits"`` (see :class:`~prl_tune.training.DigitsOptions`);
+            ``"shapes"`` also takes ``samples``, ``noise`` and ``label_noise`` (see
+            :class:`~prl_tune.training.ShapesOptions`).
 
     Raises:
         ValueError: A malformed name, an unknown built-in, an unknown option of a built-in

@@ -267,6 +267,16 @@ def test_tune_of_the_same_file_runs_it_as_one_study_and_says_so(write_study, cap
         (["--set", "comparison.baseline='knee'"], "[comparison] baseline: must be one of"),
         (["--set", "comparison.trails=2"], "[comparison] trails: unknown key (did you mean"),
         (["--set", "task.params.test_fraction=0"], "[task] params.test_fraction: prl-tune"),
+        (["--set", "comparison.budget='epochs'"], "[comparison] budget: must be one of"),
+        (
+            ["--set", "comparison.budget='steps'", "--set", "comparison.steps=0"],
+            "[comparison] steps: must be >= 1 or None but got 0.",
+        ),
+        (
+            ["--set", "comparison.budget='steps'", "--set", "comparison.steps='many'"],
+            "[comparison] steps: must be an integer >= 1 or None but got 'many' (str).",
+        ),
+        (["--set", "comparison.steps=500"], "[comparison] steps: is the step budget, read only"),
         (["--out", "/nonexistent/folder/t.md"], "--out: folder '/nonexistent/folder'"),
     ],
 )

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from prl_tune.compare import TEST_FRACTION, plan_comparison
+from prl_tune.compare import TEST_FRACTION, TRIAL_CAP_FACTOR, plan_comparison
 from prl_tune.config import SpecError, StudySpec, spec_differences
 from prl_tune.stability import OPTIONAL_RULES
 
@@ -57,6 +57,10 @@ def test_the_section_is_parsed_and_kept_apart_from_the_study_identity() -> None:
         ({"baseline": "sgdr"}, "[comparison] baseline: must be one of the [space] schedulers"),
         ({"baseline": "onecycle"}, "['plrs', 'cosine', 'constant'] but got 'onecycle'."),
         ({"seed": 3}, "[comparison] seed: unknown key (did you mean 'seeds'?)"),
+        ({"budget": "epochs"}, "[comparison] budget: must be one of ['trials', 'steps'] but got"),
+        ({"budget": "steps", "steps": 0}, "[comparison] steps: must be >= 1 or None but got 0."),
+        ({"budget": "steps", "steps": 2.5}, "[comparison] steps: must be an integer >= 1 or None"),
+        ({"steps": 500}, '[comparison] steps: is the step budget, read only with budget = "steps"'),
     ],
 )
 def test_bad_values_name_the_key_the_rule_and_the_value(values: dict, message: str) -> None:
@@ -77,6 +81,31 @@ def test_each_scheduler_gets_its_own_tuning_study_with_the_same_budget_and_seed(
         assert {s.study.sampler for s in specs} == {"tpe"}
         assert {s.pruning.base for s in specs} == {"median"}
         assert {s.space.lr_param(s.schedulers[0]) for s in specs} == {"lr"}  # type: ignore[union-attr]
+
+
+def test_a_trial_budget_plans_no_steps() -> None:
+    plan = plan_comparison(_spec(trials=4))
+    assert plan.budget == "trials" and plan.step_budget is None and plan.trial_steps is None
+    assert plan.tuning_trials == 4
+
+
+def test_a_step_budget_defaults_to_what_the_trials_cost_at_full_length() -> None:
+    plan = plan_comparison(_spec(trials=4, budget="steps"))
+    # digits with a test split held out: 1,077 training samples in batches of 64, 2 epochs
+    assert plan.trial_steps == 2 * 17
+    assert plan.step_budget == 4 * 34
+    # trials that cost no steps (blocked by the memory) cannot run forever: a cap
+    assert plan.tuning_trials == TRIAL_CAP_FACTOR * 4
+    assert {plan.tuning_spec(s, 0).n_trials for s in plan.schedulers} == {TRIAL_CAP_FACTOR * 4}
+
+
+def test_a_step_budget_in_steps_is_taken_as_it_is() -> None:
+    plan = plan_comparison(_spec(budget="steps", steps=100))
+    assert plan.step_budget == 100 and plan.trial_steps == 34
+    assert plan.tuning_trials == TRIAL_CAP_FACTOR * 3  # 100 steps pay for 3 trials (rounded up)
+    spec = _spec(budget="steps", steps=100)
+    # the budget is no part of a study's identity: a comparison may change it between runs
+    assert spec_differences(StudySpec.from_dict(VALID).to_dict(), spec.to_dict()) == []
 
 
 def test_evaluation_seeds_differ_from_every_tuning_seed() -> None:

@@ -10,20 +10,24 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from prl_tune.schedulers import (
     PLRS,
+    PLRS_VARIANTS,
     SCHEDULER_DEFAULTS,
     SCHEDULER_NAMES,
     SCHEDULER_PARAMS,
+    SCHEDULERS,
     KneeLR,
     build_scheduler,
 )
 
+_BOUNDS = {"lr_min": 0.01, "lr_max": 0.1, "seed": 0}
 _PARAMS: dict[str, dict[str, Any]] = {
-    "plrs": {"lr_min": 0.01, "lr_max": 0.1, "seed": 0},
+    "plrs": _BOUNDS,
     "cosine": {"lr": 0.1},
     "onecycle": {"lr": 0.1},
     "knee": {"lr": 0.1},
     "multistep": {"lr": 0.1},
     "constant": {"lr": 0.1},
+    **dict.fromkeys(PLRS_VARIANTS, _BOUNDS),
 }
 
 
@@ -42,9 +46,16 @@ def _lrs(scheduler: LRScheduler, optimizer: torch.optim.Optimizer, n_steps: int)
     return lrs
 
 
-def _plrs_first_draw(seed: int, lo: float, hi: float) -> float:
-    """PLRS's draw at construction: one float64 uniform from a generator of its own."""
+def _plrs_first_draw(seed: int, lo: float, hi: float, distribution: str = "uniform") -> float:
+    """PLRS's draw at construction: one float64 uniform from a generator of its own, mapped by
+    the distribution's quantile function (the paper's: the identity)."""
     u = torch.rand(1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).item()
+    if distribution == "log-uniform":
+        return lo * (hi / lo) ** u
+    if distribution == "beta":
+        from scipy import stats
+
+        u = float(stats.beta(2.0, 2.0).ppf(u))
     return min(lo + (hi - lo) * u, hi)
 
 
@@ -70,10 +81,15 @@ def _three_phase(
 
 
 def test_names_and_params_agree() -> None:
-    assert SCHEDULER_NAMES == ("plrs", "cosine", "onecycle", "knee", "multistep", "constant")
+    assert SCHEDULER_NAMES == (
+        *("plrs", "cosine", "onecycle", "knee", "multistep", "constant"),
+        *("plrs-epoch", "plrs-every8", "plrs-loguniform", "plrs-beta"),
+    )
+    assert PLRS_VARIANTS == SCHEDULER_NAMES[6:]
     assert set(SCHEDULER_PARAMS) == set(SCHEDULER_NAMES) == set(SCHEDULER_DEFAULTS)
-    assert SCHEDULER_PARAMS["plrs"] == ("lr_min", "lr_max")
-    assert all(SCHEDULER_PARAMS[name] == ("lr",) for name in SCHEDULER_NAMES if name != "plrs")
+    bounded = ("plrs", *PLRS_VARIANTS)
+    assert all(SCHEDULER_PARAMS[name] == ("lr_min", "lr_max") for name in bounded)
+    assert all(SCHEDULER_PARAMS[name] == ("lr",) for name in SCHEDULER_NAMES if name not in bounded)
 
 
 @pytest.mark.parametrize("name", SCHEDULER_NAMES)
@@ -85,9 +101,13 @@ def test_each_name_builds(name: str) -> None:
     # The first LR comes from the given params, not from the optimizer or the stale initial_lr.
     first = {
         "plrs": _plrs_first_draw(0, 0.01, 0.1),
+        "plrs-epoch": _plrs_first_draw(0, 0.01, 0.1),
+        "plrs-every8": _plrs_first_draw(0, 0.01, 0.1),
+        "plrs-loguniform": _plrs_first_draw(0, 0.01, 0.1, "log-uniform"),
+        "plrs-beta": _plrs_first_draw(0, 0.01, 0.1, "beta"),
         "onecycle": 0.1 / 10.0,  # lr / div_factor
     }.get(name, 0.1)
-    assert optimizer.param_groups[0]["lr"] == first
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(first, rel=1e-12)
     assert all(0.0 <= x <= 0.1 + 1e-12 for x in _lrs(scheduler, optimizer, 9))
 
 
@@ -97,6 +117,50 @@ def test_plrs_and_knee_classes() -> None:
     assert (plrs.lr_min, plrs.lr_max, plrs.seed) == ([0.01], [0.1], 0)
     knee = build_scheduler("knee", _optimizer(), epochs=1, steps_per_epoch=4, lr=0.1)
     assert isinstance(knee, KneeLR)
+
+
+@pytest.mark.parametrize(
+    ("name", "choices"),
+    [
+        ("plrs", (1, "uniform", 2.0)),
+        ("plrs-epoch", (5, "uniform", 2.0)),  # steps_per_epoch
+        ("plrs-every8", (8, "uniform", 2.0)),
+        ("plrs-loguniform", (1, "log-uniform", 2.0)),
+        ("plrs-beta", (1, "beta", 2.0)),
+    ],
+)
+def test_each_plrs_variant_fixes_one_choice(name: str, choices: tuple[Any, ...]) -> None:
+    scheduler = build_scheduler(name, _optimizer(), epochs=2, steps_per_epoch=5, **_BOUNDS)
+    assert isinstance(scheduler, PLRS)
+    assert (scheduler.draw_every, scheduler.distribution, scheduler.beta_shape) == choices
+    assert (scheduler.lr_min, scheduler.lr_max, scheduler.seed) == ([0.01], [0.1], 0)
+
+
+@pytest.mark.parametrize(
+    ("params", "draw_every", "distribution", "beta_shape"),
+    [
+        ({"draw_every": "step"}, 1, "uniform", 2.0),
+        ({"draw_every": "epoch"}, 7, "uniform", 2.0),
+        ({"draw_every": 3}, 3, "uniform", 2.0),
+        ({"distribution": "beta", "beta_shape": 4.0}, 1, "beta", 4.0),
+    ],
+)
+def test_plrs_takes_its_choices_as_params(
+    params: dict[str, Any], draw_every: int, distribution: str, beta_shape: float
+) -> None:
+    scheduler = build_scheduler(
+        "plrs", _optimizer(), epochs=2, steps_per_epoch=7, **_BOUNDS, **params
+    )
+    assert isinstance(scheduler, PLRS)
+    assert (scheduler.draw_every, scheduler.distribution, scheduler.beta_shape) == (
+        draw_every,
+        distribution,
+        beta_shape,
+    )
+    beta = build_scheduler(
+        "plrs-beta", _optimizer(), epochs=2, steps_per_epoch=7, **_BOUNDS, beta_shape=5
+    )
+    assert isinstance(beta, PLRS) and beta.beta_shape == 5.0
 
 
 def test_cosine_restarts_after_1_3_7_epochs() -> None:
@@ -204,7 +268,7 @@ def test_state_dict_round_trip(name: str) -> None:
     state = torch.load(buffer, weights_only=True)
 
     fresh_optimizer = _optimizer(n_groups=2)
-    params = {**_PARAMS[name], "seed": 1} if name == "plrs" else _PARAMS[name]
+    params = {**_PARAMS[name], "seed": 1} if SCHEDULERS[name].searches_bounds else _PARAMS[name]
     fresh = build_scheduler(name, fresh_optimizer, epochs=4, steps_per_epoch=5, **params)
     fresh.load_state_dict(state)
     fresh_optimizer.step()
@@ -252,6 +316,24 @@ def test_unknown_name() -> None:
         ("multistep", {"lr": 0.1, "milestones": 0.5}, TypeError, "milestones"),
         ("multistep", {"lr": 0.1, "gamma": 2.0}, ValueError, "gamma"),
         ("plrs", {"lr_min": 0.2, "lr_max": 0.1}, ValueError, "lr_max"),
+        (
+            "plrs",
+            {**_BOUNDS, "draw_every": "week"},
+            ValueError,
+            r"draw_every must be 'step', 'epoch' or an integer >= 1 \(steps\) but got 'week'\.",
+        ),
+        ("plrs", {**_BOUNDS, "draw_every": 0}, ValueError, "draw_every must be 'step'"),
+        ("plrs", {**_BOUNDS, "draw_every": 2.0}, TypeError, r"but got 2\.0 \(float\)"),
+        ("plrs", {**_BOUNDS, "distribution": "normal"}, ValueError, "distribution must be one"),
+        (
+            "plrs-epoch",
+            {**_BOUNDS, "draw_every": 8},
+            TypeError,
+            r"params of 'plrs-epoch' must not set \['draw_every'\] \(the variant fixes "
+            r"draw_every='epoch'; use 'plrs' to choose it\) but got \[8\]\.",
+        ),
+        ("plrs-beta", {**_BOUNDS, "distribution": "beta"}, TypeError, "must not set"),
+        ("plrs-loguniform", {"lr_min": 0.0, "lr_max": 0.1}, ValueError, "lr_min must be > 0"),
     ],
 )
 def test_bad_params(name: str, params: dict[str, Any], error: type[Exception], match: str) -> None:

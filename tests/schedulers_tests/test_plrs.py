@@ -249,6 +249,9 @@ def test_state_dict_keys_and_types() -> None:
         "lr_min",
         "lr_max",
         "warmup_steps",
+        "draw_every",
+        "distribution",
+        "beta_shape",
         "block_size",
         "block_rng_state",
         "block_offset",
@@ -257,7 +260,8 @@ def test_state_dict_keys_and_types() -> None:
         "last_lr",
         "base_lrs",
     }
-    assert state["version"] == 1
+    assert state["version"] == 2
+    assert (state["draw_every"], state["distribution"], state["beta_shape"]) == (1, "uniform", 2.0)
     assert state["block_rng_state"].dtype == torch.uint8
     assert state["last_epoch"] == 0
     assert state["step_count"] == 1

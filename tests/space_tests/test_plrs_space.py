@@ -139,3 +139,128 @@ def test_bad_arguments_name_the_argument(kwargs: dict, error: type, fragment: st
     with pytest.raises(error, match=fragment) as info:
         PLRSSpace(**kwargs)
     assert "\n" not in str(info.value)
+
+
+# --- PLRS's hidden choices: the draw frequency and the distribution -------------------------
+
+DRAWS = ["step", 8, "epoch"]
+DISTRIBUTIONS = ["uniform", "log-uniform", "beta"]
+
+
+def test_the_paper_choices_add_no_parameter() -> None:
+    space = PLRSSpace(draw_every="step", distribution="uniform", beta_shape=2.0)
+    assert space.choices == {} and space.choice_params == frozenset()
+    trial = optuna.create_study().ask()
+    assert set(space.suggest(trial)) == {"lr_min", "lr_max"}
+    assert set(trial.params) == {"lr_max", "lr_min_ratio"}
+    assert set(space.ray_param_space()) == {"lr_max", "lr_min_ratio"}
+    assert set(space.optuna_distributions()) == {"lr_max", "lr_min_ratio"}
+
+
+def test_searched_choices_are_categorical_parameters_on_optuna(tmp_path) -> None:
+    space = PLRSSpace(lr_max=(0.01, 1.0), draw_every=DRAWS, distribution=DISTRIBUTIONS)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(
+        storage=storage, study_name="s", sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    for _ in range(15):
+        trial = study.ask()
+        params = space.suggest(trial)
+        study.tell(trial, 0.0)
+        assert params == {
+            **space.decode(trial.params),
+            "draw_every": trial.params["draw_every"],
+            "distribution": trial.params["distribution"],
+        }
+        assert trial.distributions["draw_every"] == optuna.distributions.CategoricalDistribution(
+            DRAWS
+        )
+    stored = optuna.load_study(study_name="s", storage=storage).trials
+    # Every choice is sampled; the stored values keep their types (8 stays an int) and are on
+    # the trial's user attributes too.
+    assert {t.params["draw_every"] for t in stored} == set(DRAWS)
+    assert {t.params["distribution"] for t in stored} == set(DISTRIBUTIONS)
+    assert all(
+        type(t.params["draw_every"]) is (int if t.params["draw_every"] == 8 else str)
+        for t in stored
+    )
+    assert all(t.user_attrs["draw_every"] == t.params["draw_every"] for t in stored)
+    assert space.optuna_distributions()["distribution"] == (
+        optuna.distributions.CategoricalDistribution(DISTRIBUTIONS)
+    )
+
+
+def test_a_fixed_choice_is_in_the_params_but_not_searched() -> None:
+    space = PLRSSpace(draw_every=1, distribution="beta", beta_shape=3)
+    trial = optuna.create_study().ask()
+    params = space.suggest(trial)
+    assert set(trial.params) == {"lr_max", "lr_min_ratio"}
+    assert params["distribution"] == "beta" and params["beta_shape"] == 3.0
+    assert "draw_every" not in params  # 1 is the paper's "step"
+    assert trial.user_attrs["distribution"] == "beta"
+
+
+def test_the_prefix_applies_to_the_choices() -> None:
+    space = PLRSSpace(draw_every=["step", "epoch"]).with_prefix("plrs_")
+    assert set(space.choices) == {"plrs_draw_every"}
+    assert (
+        space.decode({"plrs_lr_max": 0.1, "plrs_lr_min_ratio": 0.5, "plrs_draw_every": "epoch"})[
+            "draw_every"
+        ]
+        == "epoch"
+    )
+
+
+def test_ray_param_space_renders_the_choices_and_decodes_them() -> None:
+    from ray.tune.search.sample import Categorical
+
+    space = PLRSSpace(draw_every=DRAWS, distribution=DISTRIBUTIONS)
+    rendered = space.ray_param_space()
+    assert set(rendered) == {"lr_max", "lr_min_ratio", "draw_every", "distribution"}
+    assert isinstance(rendered["draw_every"], Categorical)
+    assert rendered["draw_every"].categories == DRAWS
+    import numpy as np
+
+    rng = np.random.RandomState(0)
+    seen = set()
+    for _ in range(60):
+        config = {key: domain.sample(random_state=rng) for key, domain in rendered.items()}
+        params = space.decode(config)
+        assert params["draw_every"] == config["draw_every"]
+        assert params["distribution"] == config["distribution"]
+        seen.add((params["draw_every"], params["distribution"]))
+    assert len(seen) == 9  # every combination; 8 is sampled as the int it is
+    with pytest.raises(ValueError, match="draw_every must be one of"):
+        space.decode({"lr_max": 0.1, "lr_min_ratio": 0.5, "draw_every": 4, "distribution": "beta"})
+    with pytest.raises(KeyError, match="distribution"):
+        space.decode({"lr_max": 0.1, "lr_min_ratio": 0.5, "draw_every": 8})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"draw_every": "week"}, ValueError, "draw_every must be 'step', 'epoch' or an integer"),
+        ({"draw_every": 0}, ValueError, "draw_every must be 'step', 'epoch' or an integer"),
+        ({"draw_every": 2.5}, TypeError, "but got 2.5 (float)."),
+        ({"draw_every": []}, ValueError, "draw_every must not be an empty list but got []."),
+        (
+            {"draw_every": ["step", 1]},
+            ValueError,
+            "draw_every must not repeat a choice ('step' is 1) but got ['step', 1].",
+        ),
+        ({"distribution": "normal"}, ValueError, "distribution each must be one of"),
+        ({"distribution": ["beta", "beta"]}, ValueError, "distribution must not repeat"),
+        ({"beta_shape": 0}, ValueError, "beta_shape must be a finite number > 0 but got 0."),
+        (
+            {"distribution": "log-uniform", "lr_min_ratio": 0.0},
+            ValueError,
+            "distribution 'log-uniform' needs lr_min > 0 (log(0) is undefined) but got "
+            "lr_min_ratio [0.0, 0.0], which makes lr_min always 0.",
+        ),
+    ],
+)
+def test_bad_choices_are_refused_in_one_line(kwargs: dict, error: type, message: str) -> None:
+    with pytest.raises(error) as info:
+        PLRSSpace(**kwargs)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)

@@ -96,7 +96,7 @@ def test_malformed_names_are_rejected(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["cifar10", "Digits", ""])
 def test_unknown_built_in_lists_the_built_ins(name: str) -> None:
-    with pytest.raises(ValueError, match=r"one of the built-in tasks \('digits',\)"):
+    with pytest.raises(ValueError, match=r"one of the built-in tasks \('digits', 'shapes'\)"):
         load_task(name)
 
 

@@ -21,7 +21,14 @@ from prl_tune.config import StudySpec
 from prl_tune.hosts.optuna._gpus import assign_gpus, visible_gpus
 from prl_tune.hosts.optuna._worker import WorkerSetup, worker_main, worker_threads
 from prl_tune.report import Progress
-from prl_tune.store import counted_trials, fail_trials_of, open_storage, process_record
+from prl_tune.store import (
+    StepBudget,
+    counted_trials,
+    fail_trials_of,
+    open_storage,
+    process_record,
+    steps_used,
+)
 
 #: Seconds a worker gets to end after SIGTERM (Ctrl-C of the command) before SIGKILL.
 STOP_TIMEOUT_S = 10.0
@@ -72,10 +79,18 @@ class Supervisor:
         spec: the study (``workers`` processes).
         progress: prints the trials as they finish.
         stream: where to say that a worker died and was replaced (``None``: silent).
+        steps: the study's budget in optimizer steps, if any (besides ``n_trials``).
     """
 
-    def __init__(self, spec: StudySpec, progress: Progress, stream: IO[str] | None) -> None:
+    def __init__(
+        self,
+        spec: StudySpec,
+        progress: Progress,
+        stream: IO[str] | None,
+        steps: StepBudget | None = None,
+    ) -> None:
         self.spec = spec
+        self.steps = steps
         self.progress = progress
         self.stream = stream
         self.limit = restart_limit(spec)
@@ -109,20 +124,31 @@ class Supervisor:
                 self._stop_all(f"its command stopped ({type(exc).__name__}) while it ran")
             raise
         self.progress.update(self.study)
-        used = counted_trials(self.study)
-        if used < self.spec.n_trials:
+        if not self._budget_used():
+            used = counted_trials(self.study)
+            holds = f"the study holds {used} of its {self.spec.n_trials} trials"
+            if self.steps is not None:
+                ran = steps_used(self.study.get_trials(deepcopy=False))
+                holds += f" and {ran} of its {self.steps.steps} optimizer steps"
             raise WorkersFailed(
-                f"the study holds {used} of its {self.spec.n_trials} trials: worker processes "
-                f"died {len(self.deaths)} times and the restart limit is {self.limit} ([study] "
-                f"worker_restarts); the last: {self.deaths[-1] if self.deaths else 'none'}. "
-                "Run the same command again to continue."
+                f"{holds}: worker processes died {len(self.deaths)} times and the restart limit "
+                f"is {self.limit} ([study] worker_restarts); the last: "
+                f"{self.deaths[-1] if self.deaths else 'none'}. Run the same command again to "
+                "continue."
             )
+
+    def _budget_used(self) -> bool:
+        """Whether the study holds its trials, or has run its steps (a step budget)."""
+        if counted_trials(self.study) >= self.spec.n_trials:
+            return True
+        trials = self.study.get_trials(deepcopy=False)
+        return self.steps is not None and self.steps.spent(trials)
 
     def _start(self, index: int) -> None:
         setup = WorkerSetup(index=index, gpu=self.gpus[index], supervisor=self.me)
         process = self.context.Process(
             target=worker_main,
-            args=(self.spec.to_dict(), self.spec.source, setup),
+            args=(self.spec.to_dict(), self.spec.source, setup, self.steps),
             name=f"prl-tune-worker-{index}",
         )
         process.start()
@@ -138,7 +164,7 @@ class Supervisor:
         self.progress.update(self.study)
         trials = ", ".join(str(n) for n in failed)
         what = f"trial {trials} failed, to be run again" if failed else "it held no trial"
-        if counted_trials(self.study) >= self.spec.n_trials:
+        if self._budget_used():
             then = "no worker needed in its place"
         elif self.restarts < self.limit:
             self.restarts += 1

@@ -22,6 +22,7 @@ from prl_tune.store import (
     BudgetLock,
     Heartbeat,
     LocalBudgetWarning,
+    StepBudget,
     claim,
     fail_orphans,
     make_sampler,
@@ -51,17 +52,24 @@ class WorkerSetup:
     supervisor: dict[str, Any] | None = None
 
 
-def work(spec: StudySpec, setup: WorkerSetup, progress: Progress | None = None) -> None:
+def work(
+    spec: StudySpec,
+    setup: WorkerSetup,
+    progress: Progress | None = None,
+    steps: StepBudget | None = None,
+) -> None:
     """Run trials until the study holds its budget and none runs, on any machine.
 
     Before each trial, under the study's :class:`~prl_tune.store.BudgetLock`: fail the trials
     whose process died (:func:`~prl_tune.store.fail_orphans`), count the trials that use the
-    budget, enqueue the round-robin scheduler's trial (``allocation = "equal"``), ask, record the
-    trial's first heartbeat and claim it. While the budget is used but trials still run (here or
-    on another machine), wait: one of them may die and need running again.
+    budget (and, with ``steps``, the steps they ran or may still run:
+    :meth:`~prl_tune.store.StepBudget.allows_another`), enqueue the round-robin scheduler's
+    trial (``allocation = "equal"``), ask, record the trial's first heartbeat and claim it.
+    While the budget is used but trials still run (here or on another machine), wait: one of
+    them may die and need running again, or end with fewer steps than it was counted at.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    worker = _Worker(spec, setup)
+    worker = _Worker(spec, setup, steps)
     try:
         worker.run(progress)
     finally:
@@ -71,9 +79,10 @@ def work(spec: StudySpec, setup: WorkerSetup, progress: Progress | None = None) 
 class _Worker:
     """A worker's study, storage, lock and heartbeats."""
 
-    def __init__(self, spec: StudySpec, setup: WorkerSetup) -> None:
+    def __init__(self, spec: StudySpec, setup: WorkerSetup, steps: StepBudget | None) -> None:
         self.spec = spec
         self.setup = setup
+        self.steps = steps
         self.storage = watch_heartbeats(open_storage(spec.storage))
         self.study = optuna.load_study(
             study_name=spec.name, storage=self.storage, pruner=make_pruner(spec)
@@ -116,7 +125,9 @@ class _Worker:
                 fail_orphans(study)
                 trials = study.get_trials(deepcopy=False)
                 used = sum(uses_budget(t) for t in trials)
-                if used < spec.n_trials:
+                if used < spec.n_trials and (
+                    self.steps is None or self.steps.allows_another(trials)
+                ):
                     schedulers = spec.schedulers
                     waiting = any(t.state == TrialState.WAITING for t in trials)
                     if len(schedulers) > 1 and spec.allocation == "equal" and not waiting:
@@ -172,7 +183,9 @@ def worker_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def worker_main(spec_dict: dict[str, Any], source: str, setup: WorkerSetup) -> None:
+def worker_main(
+    spec_dict: dict[str, Any], source: str, setup: WorkerSetup, steps: StepBudget | None = None
+) -> None:
     """A worker process: its GPU, its torch threads, then :func:`work`.
 
     Ctrl-C is left to the supervisor (SIGINT ignored here): it stops every worker and fails
@@ -186,7 +199,7 @@ def worker_main(spec_dict: dict[str, Any], source: str, setup: WorkerSetup) -> N
     spec = StudySpec.from_dict(spec_dict, source=source)
     torch.set_num_threads(worker_threads(spec.workers))
     try:
-        work(spec, setup)
+        work(spec, setup, steps=steps)
     except SpecError as exc:
         print(f"prl-tune: worker {setup.index}: error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -302,8 +302,11 @@ class InstabilityScheduler(TrialScheduler):
         if isinstance(space, PLRSSpace):
             return set(space.param_names)
         assert isinstance(space, SchedulerSpace)
-        # Ray samples the whole flat space, so every scheduler's LR key is in each config.
+        # Ray samples the whole flat space, so every scheduler's LR key is in each config, and
+        # PLRS's searched choices also in a baseline's (where they are inactive).
         lr_keys = {space.lr_param(name) for name in space.schedulers}
+        if not space.searches_bounds(config):
+            lr_keys |= set(space.plrs.choices)
         return (set(space.plrs.param_names) | lr_keys) & set(config)
 
     def _remember(self, trial: Trial, *, unstable: bool) -> None:

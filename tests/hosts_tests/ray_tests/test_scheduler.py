@@ -147,6 +147,19 @@ def test_a_scheduler_space_keeps_the_scheduler_in_the_context() -> None:
     assert scheduler.lr_range(plrs) == (1.5, 3.0, (("scheduler", "plrs"),))
 
 
+def test_searched_plrs_choices_are_context_of_plrs_ranges_only() -> None:
+    plrs_space = PLRSSpace(draw_every=["step", "epoch"])
+    space = SchedulerSpace(["plrs", "cosine"], plrs=plrs_space, lr=(1e-3, 10.0))
+    scheduler = InstabilityScheduler(space=space)
+    # Ray samples the flat space: a cosine config holds PLRS's inactive choice too.
+    config = {"cosine_lr": 0.5, "plrs_lr_max": 3.0, "plrs_lr_min_ratio": 0.5}
+    config["plrs_draw_every"] = "epoch"
+    cosine = scheduler.lr_range({**config, "scheduler": "cosine"})
+    assert cosine == (0.5, 0.5, (("scheduler", "cosine"),))
+    plrs = scheduler.lr_range({**config, "scheduler": "plrs"})
+    assert plrs == (1.5, 3.0, (("scheduler", "plrs"), ("plrs_draw_every", "epoch")))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
