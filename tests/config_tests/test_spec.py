@@ -56,7 +56,8 @@ def test_every_study_file_in_the_repo_is_valid() -> None:
         (_with("study", "direction", "minimize"), "[study] direction: val_accuracy is to be"),
         (
             _with("task", "name", "mnist"),
-            "[task] name: must be one of the built-in tasks ('digits', 'shapes') or 'package.module:",
+            "[task] name: must be one of the built-in tasks ('digits', 'shapes') or "
+            "'package.module:",
         ),
         (_with("task", "name", "no_such_module_xyz:make"), "[task] name: module"),
         (
