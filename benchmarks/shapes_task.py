@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from prl_tune.training import load_task, train
+from prl_tune.training import ShapesOptions, load_task, train
 
 
 def _params(scheduler: str, lr: float) -> dict[str, float]:
@@ -37,7 +37,7 @@ def _cpu_seconds() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label-noise", type=float, nargs="+", default=[0.0, 0.3])
-    parser.add_argument("--noise", type=float, default=0.1)
+    parser.add_argument("--noise", type=float, default=ShapesOptions.noise)
     parser.add_argument("--lrs", type=float, nargs="+", default=[0.05, 0.15, 0.4])
     parser.add_argument("--schedulers", nargs="+", default=["constant", "knee", "onecycle"])
     parser.add_argument("--seeds", type=int, default=3)
@@ -46,6 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started, cpu_started = time.perf_counter(), _cpu_seconds()
+    print(f"shapes, noise {args.noise:g}, {args.epochs} epochs, seeds 1001-{1000 + args.seeds}")
     print("label_noise  lr      scheduler   test accuracy    diverged  cpu s/run")
     for label_noise in args.label_noise:
         for lr in args.lrs:
