@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from fixtures.cifar_files import write_cifar100
 from optuna.trial import TrialState
 
 from prl_tune.cli import main
@@ -21,6 +22,15 @@ def test_the_repo_ships_studies_and_examples() -> None:
     names = {p.name for p in STUDIES} | {p.name for p in EXAMPLES}
     assert {"quickstart.toml", "scheduler-comparison.toml"} <= names
     assert {"drop_in_pytorch_loop.py", "optuna_objective.py"} <= names
+
+
+def _data_args(study_file: Path, tmp_path: Path) -> list[str]:
+    """A study whose task reads files runs on a tiny folder of them in the real format, written
+    here: 200 CIFAR-100 training images, half of them validating (one per class)."""
+    if study_file.name != "cifar100-resnet110.toml":
+        return []
+    root = write_cifar100(tmp_path / "data")
+    return ["--set", f"task.params.root='{root}'", "--set", "task.params.val_fraction=0.5"]
 
 
 @pytest.mark.parametrize("study_file", STUDIES, ids=lambda p: p.name)
@@ -37,6 +47,7 @@ def test_study_file_runs(study_file: Path, tmp_path: Path) -> None:
             "--quiet",
             "--set",
             "task.epochs=1",
+            *_data_args(study_file, tmp_path),
         ]
     )
     assert code == 0

@@ -20,6 +20,7 @@ from prl_tune.report import TEST_METRICS, fmt
 from prl_tune.space import SchedulerSpace
 from prl_tune.stability import StopRecord
 from prl_tune.store import create_or_resume, json_float, resolve_lr_max, stop_attrs
+from prl_tune.training import cpu_threads
 
 #: Study user attribute of the evaluation study: the environments that ran the comparison.
 ENVIRONMENT_ATTR = "prl_tune.environments"
@@ -28,7 +29,8 @@ DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def environment(spec: StudySpec) -> dict[str, str]:
-    """The versions of prl_tune, torch, optuna and Python, and the device the runs use."""
+    """The versions of prl_tune, torch, optuna and Python, the device the runs use, and the
+    torch CPU threads of each run (on a CPU the thread count changes the results a little)."""
     import torch
 
     from prl_tune.training import select_device
@@ -43,6 +45,7 @@ def environment(spec: StudySpec) -> dict[str, str]:
         "optuna": optuna.__version__,
         "python": platform.python_version(),
         "device": device,
+        "threads": str(spec.threads),
     }
 
 
@@ -92,7 +95,8 @@ def evaluate_schedulers(
             }
             if run_key(attrs) in done:
                 continue
-            trial = _evaluate(plan, spec, best, attrs)
+            with cpu_threads(plan.spec.threads):
+                trial = _evaluate(plan, spec, best, attrs)
             study.add_trial(trial)
             ran += 1
             say(stream, f"[compare] evaluation {count}/{total} {scheduler}: {_line(plan, trial)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -36,7 +37,14 @@ from prl_tune._checks import (
 )
 from prl_tune.space import PendingRangeTest, PLRSSpace, SchedulerSpace
 from prl_tune.stability import MEMORY_MODES, OPTIONAL_RULES, StabilityRules
-from prl_tune.training import OptimizerConfig, check_device_name, resolve_task, task_options
+from prl_tune.training import (
+    PRECISIONS,
+    OptimizerConfig,
+    check_compile,
+    check_device_name,
+    resolve_task,
+    task_options,
+)
 
 METRICS = MappingProxyType(
     {"val_accuracy": "maximize", "val_loss": "minimize", "train_loss": "minimize"}
@@ -69,6 +77,7 @@ class StudySettings:
     workers: int = 1
     worker_restarts: int | None = None  # None: 2 x workers
     workers_per_gpu: int = 1
+    threads: int | None = None  # None: this process's torch threads, cores shared by workers
     seed: int = 0
     sampler: str = "tpe"
     backend: str = "optuna"
@@ -89,6 +98,7 @@ class StudySettings:
         integer("workers", self.workers, minimum=1)
         integer("worker_restarts", self.worker_restarts, minimum=0, optional=True)
         integer("workers_per_gpu", self.workers_per_gpu, minimum=1)
+        integer("threads", self.threads, minimum=1, optional=True)
         integer("seed", self.seed, minimum=0)
         choice("sampler", self.sampler, SAMPLERS)
         choice("backend", self.backend, BACKENDS)
@@ -105,6 +115,9 @@ class TaskSpec:
     name: str = "digits"
     device: str = "auto"
     params: Mapping[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool | str = False
 
     def __post_init__(self) -> None:
         text("name", self.name)
@@ -113,6 +126,12 @@ class TaskSpec:
         integer("epochs", self.epochs, minimum=1)
         text("device", self.device)
         check_device_name(self.device)
+        choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.channels_last, bool):
+            raise ArgumentTypeError(
+                "channels_last", f"must be true or false but got {self.channels_last!r}."
+            )
+        check_compile(self.compile)
         if not isinstance(self.params, Mapping):
             raise ArgumentTypeError(
                 "params", f"must be a table but got {self.params!r} ({type(self.params).__name__})."
@@ -319,6 +338,7 @@ _RUN_TIME_STUDY_KEYS = (
     "workers",
     "worker_restarts",
     "workers_per_gpu",
+    "threads",
     "storage",
     "backend",
     "report",
@@ -391,6 +411,18 @@ class StudySpec:
     @property
     def seed(self) -> int:
         return self.study.seed
+
+    @property
+    def threads(self) -> int:
+        """Torch CPU threads of each trial: ``[study] threads``; by default this process's
+        torch thread count (``torch.get_num_threads()``, which ``OMP_NUM_THREADS`` sets),
+        capped so that the workers share the machine's cores (at least one)."""
+        if self.study.threads is not None:
+            return self.study.threads
+        import torch
+
+        shared = (os.cpu_count() or 1) // self.workers
+        return max(1, min(torch.get_num_threads(), shared))
 
     @property
     def range_test_span(self) -> float:
@@ -643,14 +675,17 @@ def parse_override(text_: str) -> tuple[str, Any]:
 
 def spec_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """The fields that differ between two ``to_dict()`` forms, ignoring run-time-only keys
-    (``[ray]``, ``[comparison]`` and where and how ``[study]`` runs)."""
+    (``[ray]``, ``[comparison]`` and where and how ``[study]`` runs). A key that one form lacks
+    (a study stored before the key existed) counts as its default."""
     ignore = {("study", key) for key in _RUN_TIME_STUDY_KEYS}
     diffs = []
     for section in sorted((set(stored) | set(current)) - set(_RUN_TIME_SECTIONS)):
         a, b = stored.get(section, {}), current.get(section, {})
+        defaults = _LAYOUT.get(section, {})
         for key in sorted(set(a) | set(b)):
             if (section, key) in ignore:
                 continue
-            if a.get(key) != b.get(key):
-                diffs.append(f"[{section}] {key}: stored {a.get(key)!r}, now {b.get(key)!r}")
+            old, new = a.get(key, defaults.get(key)), b.get(key, defaults.get(key))
+            if old != new:
+                diffs.append(f"[{section}] {key}: stored {old!r}, now {new!r}")
     return diffs

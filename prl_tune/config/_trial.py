@@ -129,6 +129,9 @@ def train_trial(
         known_to_learn=known_to_learn,
         on_learned=on_learned,
         evaluate_test=evaluate_test,
+        precision=spec.task.precision,
+        channels_last=spec.task.channels_last,
+        compile=spec.task.compile,
     )
 
 

@@ -325,7 +325,8 @@ def comparison_notes(table: ComparisonTable) -> list[tuple[str, str]]:
             (
                 "environment",
                 f"prl_tune {env.get('prl_tune')}, torch {env.get('torch')}, optuna "
-                f"{env.get('optuna')}, Python {env.get('python')}, device {env.get('device')}",
+                f"{env.get('optuna')}, Python {env.get('python')}, device {env.get('device')}"
+                + (f", torch CPU threads per run {env['threads']}" if "threads" in env else ""),
             )
         )
     return notes

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prl_tune.report._model import StudyReport, TrialView
+from prl_tune.schedulers import PLRS_VARIANTS, SCHEDULERS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -23,6 +24,7 @@ _MARKERS = {
     "failed": ("D", "#000000", "failed"),
 }
 _TOP_CURVES = 5
+_PLRS_FAMILY = ("plrs", *PLRS_VARIANTS)  # schedulers whose trials have PLRS bounds
 _UNSTABLE_CURVES = 12
 _DPI = 100
 
@@ -116,9 +118,10 @@ def _map(report: StudyReport) -> Figure | None:
 
 
 def _draw_boundary(ax: Axes, report: StudyReport) -> None:
-    """Shade between the largest stable and the smallest unstable lr_max of PLRS trials, or
-    the band where they overlap (then no single lr_max separates them)."""
-    plrs = [t for t in report.trials if t.scheduler == "plrs" and t.lr_max is not None]
+    """Shade between the largest stable and the smallest unstable lr_max of PLRS trials (its
+    named variants included: their bounds mean the same), or the band where they overlap
+    (then no single lr_max separates them)."""
+    plrs = [t for t in report.trials if t.scheduler in _PLRS_FAMILY and t.lr_max is not None]
     stable = [t.lr_max for t in plrs if t.lr_max is not None and t.outcome == "complete"]
     unstable = [
         t.lr_max for t in plrs if t.lr_max is not None and t.outcome == "pruned by the rules"
@@ -174,11 +177,10 @@ def _curves(report: StudyReport) -> Figure | None:
 def _draws(report: StudyReport) -> Figure | None:
     """A histogram of the LRs the best PLRS trial drew (replayed from its seed) against
     ``U[lr_min, lr_max]``."""
+    best = _best_plrs_trial(report)
     lrs = replay_best_draws(report)
-    if not lrs:
+    if not lrs or best is None or best.lr_min is None or best.lr_max is None:
         return None
-    best = next(r.best_trial for r in report.schedulers if r.scheduler == "plrs")
-    assert best is not None and best.lr_min is not None and best.lr_max is not None
     figure, ax = _new(7.0, 3.5)
     ax.hist(lrs, bins=40, density=True, color="#1f77b4", alpha=0.75, label=f"{len(lrs)} draws")
     width = best.lr_max - best.lr_min
@@ -186,29 +188,61 @@ def _draws(report: StudyReport) -> Figure | None:
         ax.hlines(1 / width, best.lr_min, best.lr_max, colors="#d62728", label="U[lr_min, lr_max]")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("density")
-    ax.set_title(f"What PLRS drew in trial {best.number}")
+    ax.set_title(f"What {best.scheduler} drew in trial {best.number}")
     ax.legend(fontsize=8)
     return figure
 
 
+def _best_plrs_trial(report: StudyReport) -> TrialView | None:
+    """The best trial of PLRS, or when PLRS itself has none, of the best-scoring named PLRS
+    variant (``None`` when no PLRS-family trial has bounds)."""
+    rows = [r for r in report.schedulers if r.scheduler in _PLRS_FAMILY and r.best_trial]
+    rows.sort(key=lambda r: (r.scheduler != "plrs", -_signed(report, r.best)))
+    best = rows[0].best_trial if rows else None
+    if best is None or best.lr_min is None or best.lr_max is None:
+        return None
+    return best
+
+
+def _signed(report: StudyReport, value: float | None) -> float:
+    """``value`` oriented so that larger is better (``-inf`` for none)."""
+    if value is None or math.isnan(value):
+        return -math.inf
+    return value if report.direction == "maximize" else -value
+
+
 def replay_best_draws(report: StudyReport) -> list[float]:
-    """The LRs the best PLRS trial applied, replayed from its seed without training (``[]``
-    when there is no such trial)."""
-    row = next((r for r in report.schedulers if r.scheduler == "plrs"), None)
-    best = None if row is None else row.best_trial
+    """The LRs the best PLRS trial (see :func:`_best_plrs_trial`) applied, replayed from its
+    seed and its PLRS choices (draw frequency, distribution) without training (``[]`` when
+    there is no such trial)."""
+    best = _best_plrs_trial(report)
     if best is None or best.lr_min is None or best.lr_max is None:
         return []
     steps = best.attrs.get("steps")
     seed = best.attrs.get("seed")
-    if not isinstance(steps, int) or steps < 1 or not isinstance(seed, int):
+    history = best.attrs.get("history") or []
+    if not isinstance(steps, int) or steps < 1 or not isinstance(seed, int) or not history:
         return []
     import torch
 
-    from prl_tune.schedulers import PLRS
+    from prl_tune.schedulers import build_scheduler
 
-    warmup = int((report.spec or {}).get("space", {}).get("warmup_steps", 0) or 0)
+    space = (report.spec or {}).get("space", {})
+    choices = {k: best.attrs.get(k) for k in ("draw_every", "distribution", "beta_shape")}
+    fixed = SCHEDULERS[best.scheduler].fixed  # a variant's own choice is not passed again
+    choices = {k: v for k, v in choices.items() if v is not None and k not in fixed}
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=best.lr_max)
-    scheduler = PLRS(optimizer, best.lr_min, best.lr_max, seed=seed, warmup_steps=warmup)
+    scheduler = build_scheduler(
+        best.scheduler,
+        optimizer,
+        epochs=len(history),
+        steps_per_epoch=max(1, int(history[0]["step"])),
+        lr_min=best.lr_min,
+        lr_max=best.lr_max,
+        seed=seed,
+        warmup_steps=int(space.get("warmup_steps", 0) or 0),
+        **choices,
+    )
     drawn = []
     for _ in range(steps):
         drawn.append(float(scheduler.get_last_lr()[0]))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from prl_tune._checks import ArgumentTypeError, ArgumentValueError
@@ -69,3 +72,16 @@ def select_device(spec: str | torch.device = "auto") -> torch.device:
             f"device {spec!r} requires MPS but torch.backends.mps.is_available() is False."
         )
     return device
+
+
+@contextmanager
+def cpu_threads(count: int) -> Iterator[None]:
+    """Run the block with torch's intra-op CPU threads set to ``count``; the caller's count is
+    restored afterwards. The count changes the order of floating-point reductions, so a CPU
+    run is repeatable exactly only with the same count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

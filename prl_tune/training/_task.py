@@ -12,6 +12,12 @@ from typing import Any
 import torch
 
 from prl_tune._checks import ArgumentTypeError, ArgumentValueError, known_keys, text
+from prl_tune.training._cifar import (
+    Cifar100Options,
+    CifarOptions,
+    load_cifar10_task,
+    load_cifar100_task,
+)
 from prl_tune.training._device import select_device
 from prl_tune.training._digits import DigitsOptions, load_digits_task
 from prl_tune.training._shapes import ShapesOptions, load_shapes_task
@@ -22,6 +28,8 @@ BUILTIN_TASKS: Mapping[str, tuple[type, Callable[..., TaskData]]] = MappingProxy
     {
         "digits": (DigitsOptions, load_digits_task),
         "shapes": (ShapesOptions, load_shapes_task),
+        "cifar10": (CifarOptions, load_cifar10_task),
+        "cifar100": (Cifar100Options, load_cifar100_task),
     }
 )
 TASK_NAMES: tuple[str, ...] = tuple(BUILTIN_TASKS)
@@ -116,7 +124,9 @@ def load_task(
         params: Task options, e.g. ``model``, ``batch_size``, ``val_fraction`` and
             ``test_fraction`` for ``"digits"`` (see :class:`~prl_tune.training.DigitsOptions`);
             ``"shapes"`` also takes ``samples``, ``noise`` and ``label_noise`` (see
-            :class:`~prl_tune.training.ShapesOptions`).
+            :class:`~prl_tune.training.ShapesOptions`); ``"cifar10"`` and ``"cifar100"`` take
+            ``root``, ``model``, ``batch_size``, ``val_fraction``, ``augment`` and ``limit``
+            (see :class:`~prl_tune.training.CifarOptions`).
 
     Raises:
         ValueError: A malformed name, an unknown built-in, an unknown option of a built-in

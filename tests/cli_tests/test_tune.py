@@ -168,7 +168,7 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 BAD = [
     ("n_trials = 2", "n_trails = 2", "[study] n_trails: unknown key"),
-    ('name = "digits"', 'name = "cifar100"', "[task] name:"),
+    ('name = "digits"', 'name = "imagenet"', "[task] name:"),
     ('name = "sgd"', 'name = "lion"', "[optimizer] name:"),
     ("lr_max = [0.01, 0.5]", "lr_max = [0.5, 0.01]", "[space] lr_max:"),
     ("lr_max = [0.01, 0.5]", "lr_max = [-0.5, 0.01]", "[space] lr_max:"),

@@ -70,7 +70,7 @@ def compared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     storage = f"sqlite:///{folder / 'store.db'}"
     path = folder / "study.toml"
     path.write_text(
-        f'[study]\nname = "c"\nstorage = "{storage}"\nn_trials = 9\nseed = 0\n\n'
+        f'[study]\nname = "c"\nstorage = "{storage}"\nn_trials = 9\nseed = 0\nthreads = 1\n\n'
         '[task]\nname = "digits"\nepochs = 1\nparams = { model = "mlp" }\n\n'
         f'[optimizer]\nname = "sgd"\n\n[space]\nschedulers = {SCHEDULERS}\n'
         "lr_max = [0.01, 0.5]\n" + SECTIONS.format(trials=3, seeds=3, studies=1),
@@ -181,7 +181,8 @@ def test_the_stored_table_matches_scipy_on_the_stored_scores(compared) -> None:
         assert plain in row.verdict and plain in printed
     assert table.row("plrs").verdict == "baseline"
     env = evaluation.user_attrs[ENVIRONMENT_ATTR][0]
-    assert set(env) == {"prl_tune", "torch", "optuna", "python", "device"}
+    assert set(env) == {"prl_tune", "torch", "optuna", "python", "device", "threads"}
+    assert env["threads"] == "1"  # [study] threads = 1
     json.dumps(evaluation.user_attrs[TABLE_ATTR])  # JSON rows a report can render
 
 

@@ -30,7 +30,7 @@ def _write(folder: Path) -> tuple[Path, str]:
     storage = f"sqlite:///{folder / 'store.db'}"
     path = folder / "study.toml"
     path.write_text(
-        f'[study]\nname = "s"\nstorage = "{storage}"\nn_trials = 6\nseed = 0\n\n'
+        f'[study]\nname = "s"\nstorage = "{storage}"\nn_trials = 6\nseed = 0\nthreads = 1\n\n'
         '[task]\nname = "fixtures.compare_tasks:counted_test"\nepochs = 3\n\n'
         f'[optimizer]\nname = "sgd"\n\n[space]\nschedulers = {list(SCHEDULERS)}\n'
         "lr_max = [0.01, 30.0]\nlr = [0.01, 30.0]\n\n"  # the widest blow up within a few steps

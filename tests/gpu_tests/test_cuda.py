@@ -44,9 +44,14 @@ def test_tensor_lr_on_capturable_adam_is_updated_in_place_without_host_sync() ->
     assert 0.001 <= scheduler.get_last_lr()[0] <= 0.01
 
 
-def test_training_loop_syncs_only_at_check_points() -> None:
+@pytest.mark.parametrize(
+    "options", [{}, {"precision": "bf16", "channels_last": True}], ids=["fp32", "bf16-cl"]
+)
+def test_training_loop_syncs_only_at_check_points(options) -> None:
+    # The same schedule tests/training_tests/test_host_syncs.py counts on the CPU, measured by
+    # CUDA's own sync detection: one sync per check and one per epoch's evaluation, no more.
     task = load_task("digits", seed=0, device="cuda", model="cnn", batch_size=64)
-    steps = len(task.train_loader)
+    checked: list[int] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
@@ -58,12 +63,15 @@ def test_training_loop_syncs_only_at_check_points() -> None:
                 scheduler_params={"lr_min": 0.05, "lr_max": 0.1},
                 device="cuda",
                 check_every=8,
+                on_check=lambda step, _loss: checked.append(step),
+                **options,
             )
         finally:
             torch.cuda.set_sync_debug_mode("default")
     syncs = sum("synchronizing" in str(w.message) for w in caught)
     assert result.status == "completed"
-    assert syncs < steps  # far fewer than one per optimizer step (2 epochs = 2 * steps)
+    assert checked == [1, 2, 4, 8, 16, 23, 31, 39, 46]
+    assert syncs <= len(checked) + 2  # checks + 2 evaluations; not one per step (46 steps)
 
 
 def test_gpu_trials_share_one_card(write_study) -> None:

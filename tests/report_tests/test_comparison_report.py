@@ -38,7 +38,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     url = f"sqlite:///{folder / 'store.db'}"
     path = folder / "study.toml"
     path.write_text(
-        f'[study]\nname = "cmp"\nstorage = "{url}"\nn_trials = 4\nseed = 0\n\n'
+        f'[study]\nname = "cmp"\nstorage = "{url}"\nn_trials = 4\nseed = 0\nthreads = 1\n\n'
         '[task]\nname = "fixtures.compare_tasks:counted_test"\nepochs = 2\n\n'
         '[optimizer]\nname = "sgd"\n\n[space]\nschedulers = ["plrs", "constant"]\n'
         "lr_max = [0.05, 1.0]\nlr = [0.05, 1.0]\n\n"

@@ -119,6 +119,37 @@ def test_plrs_draws_are_replayed_exactly_from_the_seed(store: tuple[str, Path]) 
         assert math.fsum(own) / len(own) == epoch["lr_mean"]
 
 
+@pytest.mark.parametrize(
+    ("scheduler", "extra"),
+    [("plrs-epoch", ""), ("plrs", 'plrs_distribution = ["log-uniform"]\nplrs_draw_every = [3]')],
+)
+def test_a_plrs_variants_draws_are_replayed_with_its_choices(
+    write_study, scheduler: str, extra: str
+) -> None:
+    # A study of a named PLRS variant, or of PLRS with its choices searched: the replay uses
+    # the trial's draw frequency and distribution, so it matches the run's per-epoch LRs.
+    path, storage = write_study(
+        n_trials=2, epochs=3, schedulers=f'["{scheduler}"]', space_extra=extra
+    )
+    run_study(load_spec(path), stream=None)
+    report = build_report(optuna.load_study(study_name="t", storage=storage))
+    drawn = replay_best_draws(report)
+    best = next(r.best_trial for r in report.schedulers if r.scheduler == scheduler)
+    assert best is not None
+    history = best.attrs["history"]
+    assert len(drawn) == best.attrs["steps"] == history[-1]["step"]
+    start = 0
+    for epoch in history:
+        own = drawn[start : int(epoch["step"])]
+        start = int(epoch["step"])
+        assert min(own) == epoch["lr_min"] and max(own) == epoch["lr_max"]
+        assert math.fsum(own) / len(own) == epoch["lr_mean"]
+    if scheduler == "plrs-epoch":  # one draw per epoch
+        assert all(e["lr_min"] == e["lr_max"] for e in history)
+    else:  # a new draw every 3 steps, not every step
+        assert drawn[0] == drawn[1] == drawn[2] != drawn[3]
+
+
 def test_strings_from_the_store_are_escaped_in_html(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'evil.db'}"
     study = optuna.create_study(study_name="<script>alert(1)</script>", storage=url)

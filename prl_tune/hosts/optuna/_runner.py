@@ -21,6 +21,7 @@ from prl_tune.store import (
     create_or_resume,
     heartbeat_grace_s,
 )
+from prl_tune.training import cpu_threads
 
 
 def run_study(
@@ -91,7 +92,8 @@ def run_study(
     )
     progress.start(study)
     if spec.workers == 1:
-        work(spec, WorkerSetup(), progress, steps)
+        with cpu_threads(spec.threads):
+            work(spec, WorkerSetup(), progress, steps)
     else:
         Supervisor(spec, progress, stream, steps).run()
     if stream is not None:

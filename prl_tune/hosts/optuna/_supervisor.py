@@ -19,7 +19,7 @@ import optuna
 
 from prl_tune.config import StudySpec
 from prl_tune.hosts.optuna._gpus import assign_gpus, visible_gpus
-from prl_tune.hosts.optuna._worker import WorkerSetup, worker_main, worker_threads
+from prl_tune.hosts.optuna._worker import WorkerSetup, worker_main
 from prl_tune.report import Progress
 from prl_tune.store import (
     StepBudget,
@@ -97,7 +97,7 @@ class Supervisor:
         self.restarts = 0
         self.deaths: list[str] = []
         self.gpus = assign_gpus(visible_gpus(), spec.workers, spec.study.workers_per_gpu)
-        self.context = worker_context(spec.workers, gpus=any(self.gpus))
+        self.context = worker_context(spec.threads, gpus=any(self.gpus))
         self.me = process_record()
         self.study = optuna.load_study(study_name=spec.name, storage=open_storage(spec.storage))
         self.alive: dict[Any, tuple[int, Any]] = {}  # sentinel -> (index, process)
@@ -200,13 +200,13 @@ class Supervisor:
             print(line, file=self.stream, flush=True)
 
 
-def worker_context(workers: int, *, gpus: bool = False) -> Any:
+def worker_context(threads: int, *, gpus: bool = False) -> Any:
     """How worker processes start, the fastest way that is safe.
 
-    - ``fork`` (Linux) when each worker runs one torch thread, no GPU is handed out and this
-      process has not initialized CUDA: the worker inherits the imported modules and loaded
-      data and starts at once. A forked child that runs OpenMP with more than one thread after
-      its parent did can hang, so not otherwise.
+    - ``fork`` (Linux) when each worker runs one torch thread (``threads``), no GPU is handed
+      out and this process has not initialized CUDA: the worker inherits the imported modules
+      and loaded data and starts at once. A forked child that runs OpenMP with more than one
+      thread after its parent did can hang, so not otherwise.
     - else a fork server that has imported the heavy modules once, itself never running torch
       (each worker then initializes CUDA afresh, on the GPU it was given);
     - ``spawn`` where neither exists (Windows).
@@ -214,7 +214,7 @@ def worker_context(workers: int, *, gpus: bool = False) -> Any:
     import torch
 
     methods = multiprocessing.get_all_start_methods()
-    single = worker_threads(workers) == 1 and not gpus and not torch.cuda.is_initialized()
+    single = threads == 1 and not gpus and not torch.cuda.is_initialized()
     if sys.platform == "linux" and single and "fork" in methods:
         return multiprocessing.get_context("fork")
     if "forkserver" in methods:

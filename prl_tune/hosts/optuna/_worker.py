@@ -178,11 +178,6 @@ def _run_trial(spec: StudySpec, trial: optuna.Trial) -> tuple[TrialState, float 
     return TrialState.COMPLETE, value
 
 
-def worker_threads(workers: int) -> int:
-    """Torch threads per worker process: the machine's cores shared out."""
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
 def worker_main(
     spec_dict: dict[str, Any], source: str, setup: WorkerSetup, steps: StepBudget | None = None
 ) -> None:
@@ -197,7 +192,7 @@ def worker_main(
     import torch
 
     spec = StudySpec.from_dict(spec_dict, source=source)
-    torch.set_num_threads(worker_threads(spec.workers))
+    torch.set_num_threads(spec.threads)
     try:
         work(spec, setup, steps=steps)
     except SpecError as exc:
