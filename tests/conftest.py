@@ -1,13 +1,15 @@
-"""Shared test set-up: ``tests/`` on ``sys.path`` (for ``fixtures.*``), a study-file fixture and
-the PostgreSQL server fixture (``fixtures.postgres``)."""
+"""Shared test set-up: ``tests/`` on ``sys.path`` (for ``fixtures.*``), a study-file fixture, one
+torch thread on request and the PostgreSQL server fixture (``fixtures.postgres``)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from prl_tune.training import cpu_threads
 
 _TESTS = str(Path(__file__).parent)
 if _TESTS not in sys.path:
@@ -76,3 +78,11 @@ def write_study(tmp_path: Path) -> Callable[..., tuple[Path, str]]:
         return path, storage
 
     return write
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch CPU thread for the test (restored after it): tiny runs on a shared 2-core
+    machine, where two threads that wait on each other cost more than they give."""
+    with cpu_threads(1):
+        yield

@@ -54,6 +54,8 @@ BACKENDS = ("optuna", "ray")
 RANGE_TEST = "range-test"
 SAMPLERS = ("tpe", "random")
 ALLOCATIONS = ("equal", "sampler")
+#: ``[space] warm_start``: nothing, or first trials placed by the LR range test.
+WARM_STARTS = ("none", RANGE_TEST)
 DEFAULT_STORAGE = "sqlite:///prl_tune.db"
 #: The evaluation seeds of ``prl-tune compare`` are ``seed + EVALUATION_SEED_OFFSET + k``, above
 #: every tuning seed ``seed + repeat`` (``repeat < [comparison] studies <= this``).
@@ -318,6 +320,7 @@ _LAYOUT: dict[str, dict[str, Any]] = {
         "lr": [1e-3, 1.0],
         "warmup_steps": 0,
         "allocation": "equal",
+        "warm_start": "none",
         # PLRS's hidden choices; unset (None) is the paper's: a uniform draw at every step.
         "plrs_draw_every": None,
         "plrs_distribution": None,
@@ -434,6 +437,12 @@ class StudySpec:
     def schedulers(self) -> tuple[str, ...]:
         return tuple(self.space.schedulers)
 
+    @property
+    def warm_start(self) -> str:
+        """``[space] warm_start``: ``"none"``, or ``"range-test"`` (the study's first trials
+        are placed by its LR range test; see ``prl_tune.hosts``)."""
+        return str(self.data["space"]["warm_start"])
+
     def to_dict(self) -> dict[str, Any]:
         """The canonical, JSON-ready dict of every section (defaults filled in)."""
         result: dict[str, Any] = json.loads(json.dumps(self.data))
@@ -491,6 +500,7 @@ class StudySpec:
             space = _parse_space(space_fields)
             warmup = integer("warmup_steps", space_fields["warmup_steps"], minimum=0)
             allocation = choice("allocation", space_fields["allocation"], ALLOCATIONS)
+            choice("warm_start", space_fields["warm_start"], WARM_STARTS)
         with _section("ray"):
             ray = RaySettings(**sections["ray"])
         comparison = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -233,6 +234,27 @@ class PLRSSpace:
         params = self.decode(config)
         record_bounds(trial, params)
         return params
+
+    def params_for(self, lr_min: float, lr_max: float) -> dict[str, float]:
+        """The searched parameters (by name, with the prefix) that :meth:`decode` maps to
+        bounds as close as the space allows to ``[lr_min, lr_max]``: ``lr_max`` clipped into
+        its range, and the ratio ``lr_min / lr_max`` clipped into ``lr_min_ratio`` (or, with an
+        ``lr_min`` range, ``lr_min`` clipped into what the clipped ``lr_max`` allows). For a
+        study's ``enqueue_trial``; the searched choices are left to the sampler."""
+        name_max, name_ratio = self.param_names
+        low, high = self.lr_max
+        top = min(max(float(lr_max), low), high)
+        if self.lr_min is None:
+            ratio_low, ratio_high = self.lr_min_ratio
+            second = min(max(float(lr_min) / float(lr_max), ratio_low), ratio_high)
+        else:
+            floor, ceiling = self.lr_min[0], min(self.lr_min[1], top)
+            bottom = min(max(float(lr_min), floor), ceiling)
+            if floor > 0 and ceiling > floor:
+                second = math.log(bottom / floor) / math.log(ceiling / floor)
+            else:
+                second = bottom / ceiling if ceiling > 0 else 0.0
+        return {name_max: top, name_ratio: min(max(second, 0.0), 1.0)}
 
     def ray_param_space(self) -> dict[str, Any]:
         """The same space as a Ray Tune ``param_space`` (``tune.loguniform`` / ``tune.uniform``)."""

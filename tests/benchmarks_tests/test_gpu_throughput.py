@@ -26,12 +26,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bench.write_synthetic_cifar10(tmp_path_factory.mktemp("cifar"), 640, 100)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.skipif(

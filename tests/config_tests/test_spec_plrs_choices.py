@@ -4,11 +4,9 @@ choices in a study file, checked once, searched by ``tune`` on the Optuna backen
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import optuna
 import pytest
-import torch
 
 from prl_tune.config import SpecError, StudySpec, spec_differences
 from prl_tune.space import PendingRangeTest
@@ -120,15 +118,6 @@ def test_bad_choices_give_one_line_naming_the_key(keys: dict, message: str) -> N
         StudySpec.from_dict(_space(**keys))
     assert str(info.value).startswith(message)
     assert "\n" not in str(info.value)
-
-
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """Tiny runs on a shared 2-core machine: one thread waits for no other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.usefixtures("one_torch_thread")

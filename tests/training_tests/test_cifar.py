@@ -5,7 +5,6 @@ the models, and short training runs (ResNet-20, a few steps, on the CPU)."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +36,9 @@ STUDY = Path(__file__).parents[2] / "studies" / "cifar100-resnet110.toml"
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_data_root(monkeypatch: pytest.MonkeyPatch, one_torch_thread: None) -> None:
     """One torch thread (the machine is shared); no data root from the environment."""
     monkeypatch.delenv(DATA_ENV, raising=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,7 @@ SMALL = {"samples": 1000, "test_fraction": 0.2}  # 600 / 200 / 200 images
 STUDY = Path(__file__).parents[2] / "studies" / "scheduler-comparison-hard.toml"
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Train on one thread: on a loaded 2-core machine two threads that wait on each other
-    made a 3-epoch run 20 times slower (16 s of CPU instead of 0.8 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _epoch(loader: object) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,7 +4,6 @@ run that does not ask for it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,12 +15,7 @@ from prl_tune.training import TrainResult
 PLRS = {"lr_min": 0.05, "lr_max": 0.1}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _train(model: str = "cnn", epochs: int = 2, **options: Any) -> tuple[TrainResult, Any]:

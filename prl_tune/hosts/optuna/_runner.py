@@ -9,7 +9,7 @@ import optuna
 
 from prl_tune._checks import integer
 from prl_tune.config import StudySpec, steps_per_trial
-from prl_tune.hosts._shared import resolve_space, with_overrides
+from prl_tune.hosts._shared import resolve_space, warm_start, with_overrides
 from prl_tune.hosts.optuna._supervisor import Supervisor
 from prl_tune.hosts.optuna._worker import WorkerSetup, work
 from prl_tune.report import Progress, format_summary
@@ -79,6 +79,13 @@ def run_study(
     finally:
         lock.close()
     spec = resolve_space(study, spec, stream)
+    if spec.warm_start != "none":
+        lock = BudgetLock(spec.storage, spec.name)
+        try:
+            with lock:  # one command enqueues the first trials
+                warm_start(study, spec, stream)
+        finally:
+            lock.close()
     steps = None
     if max_steps is not None:
         steps = StepBudget(max_steps, steps_per_trial(spec))

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from ray import tune
 
 from prl_tune.config import SpecError, StudySpec
-from prl_tune.hosts._shared import resolve_space, with_overrides
+from prl_tune.hosts._shared import resolve_space, warm_start, with_overrides
 from prl_tune.hosts.ray._scheduler import UNSTABLE_KEY, InstabilityScheduler
 from prl_tune.hosts.ray._searcher import StudySearcher
 from prl_tune.hosts.ray._trainable import PROGRESS_FILE, VALUE_KEY, params_key, study_trainable
@@ -102,6 +102,7 @@ def run_study_ray(
         fail_orphans(study)
         resumable = _resumable(study)
         spec = resolve_space(study, spec, stream)
+        warm_start(study, spec, stream)
         concurrency = _concurrency(ray, spec)
         done = len(study.get_trials(deepcopy=False))
         study = optuna.load_study(

@@ -10,7 +10,7 @@ own timestamps, not only at the end.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -31,14 +31,7 @@ DIES_ONCE = "fixtures.step_tasks:dies_once"
 PRUNING = '\n[pruning]\nbase = "median"\nn_startup_trials = 1\n'
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _write(

@@ -18,14 +18,13 @@ from typing import Any
 
 import optuna
 import pytest
-import torch
 from fixtures.cli_runs import cli_env, signal_when_a_trial_runs
 from fixtures.ray_cluster import free_port, ray_head
 from optuna.trial import TrialState
 
 from prl_tune.config import StudySpec, load_spec, train_trial
 from prl_tune.store import OWNER_ATTR, counted_trials
-from prl_tune.training import TrainResult
+from prl_tune.training import TrainResult, cpu_threads
 
 _RUN_TIMEOUT_S = 240
 
@@ -316,12 +315,8 @@ def test_a_killed_trial_worker_resumes_from_its_checkpoint_bit_exactly(
 def _uninterrupted(spec: StudySpec, params: dict[str, Any]) -> TrainResult:
     """The trial with ``params``, run in this process with one torch thread, as a trial is."""
     config = spec.space.decode(params)  # type: ignore[union-attr]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with cpu_threads(1):
         return train_trial(spec, config)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _slow_study(tmp_path: Path, name: str) -> tuple[Path, str]:

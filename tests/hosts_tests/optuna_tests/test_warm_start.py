@@ -1,0 +1,103 @@
+"""``[space] warm_start = "range-test"``: the study's LR range test places its first trials,
+once per study, inside the space; the sampler takes over after them."""
+
+from __future__ import annotations
+
+import copy
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from prl_tune.config import SpecError, StudySpec, load_spec
+from prl_tune.hosts._shared import (
+    WARM_START_ATTR,
+    WARM_START_FACTORS,
+    WARM_START_RATIO,
+    warm_start_divisor,
+)
+from prl_tune.hosts.optuna import run_study
+from prl_tune.space import PLRSSpace
+from prl_tune.store import stored_range_test
+
+VALID = {
+    "study": {"name": "s", "n_trials": 3, "storage": "sqlite:///x.db"},
+    "task": {"name": "digits", "epochs": 1, "params": {"model": "mlp"}},
+    "space": {"lr_max": [0.001, 1.0]},
+}
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_warm_start_is_off_by_default_and_checked() -> None:
+    assert StudySpec.from_dict(VALID).warm_start == "none"
+    data = copy.deepcopy(VALID)
+    data["space"]["warm_start"] = "range_test"
+    with pytest.raises(SpecError) as info:
+        StudySpec.from_dict(data)
+    assert str(info.value).startswith(
+        "[space] warm_start: must be one of ['none', 'range-test'] but got 'range_test'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("space", "lr_min", "lr_max", "expected"),
+    [
+        (PLRSSpace((0.001, 1.0), (0.0, 1.0)), 0.07, 0.1, (0.07, 0.1)),  # inside: exact
+        (PLRSSpace((0.001, 1.0), (0.0, 1.0)), 3.5, 5.0, (0.7, 1.0)),  # lr_max clipped
+        (PLRSSpace((0.001, 1.0), (0.5, 1.0)), 0.01, 0.1, (0.05, 0.1)),  # ratio clipped
+        (PLRSSpace((0.1, 0.2), lr_min=(0.07, 0.1)), 0.08, 0.15, (0.08, 0.15)),  # lr_min range
+        (PLRSSpace((0.1, 0.2), lr_min=(0.07, 0.1)), 0.01, 0.15, (0.07, 0.15)),
+    ],
+)
+def test_params_for_decodes_to_the_nearest_bounds_in_the_space(
+    space: PLRSSpace, lr_min: float, lr_max: float, expected: tuple[float, float]
+) -> None:
+    params = space.params_for(lr_min, lr_max)
+    assert set(params) == set(space.param_names)
+    decoded = space.decode(params)
+    assert (decoded["lr_min"], decoded["lr_max"]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_first_trials_come_from_the_range_test_once_per_study(write_study) -> None:
+    path, storage = write_study(
+        n_trials=3, lr_max="[0.001, 1.0]", space_extra='warm_start = "range-test"'
+    )
+    study = run_study(load_spec(path), stream=None)
+    result = stored_range_test(study)
+    assert result is not None
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert len(trials) == 3
+    divisor = warm_start_divisor(load_spec(path))
+    assert divisor == 4.0  # plain SGD: the range test's own suggestion first
+    for trial, factor in zip(trials, WARM_START_FACTORS, strict=False):
+        lr_max = min(max(result.min_loss_lr / (factor * divisor), 0.001), 1.0)
+        assert trial.user_attrs["warm_start"] is True
+        assert trial.user_attrs["lr_max"] == pytest.approx(lr_max)
+        assert trial.user_attrs["lr_min"] == pytest.approx(WARM_START_RATIO * lr_max)
+    assert "warm_start" not in trials[2].user_attrs  # then the sampler
+    assert len(study.user_attrs[WARM_START_ATTR]) == len(WARM_START_FACTORS)
+    # A resumed study enqueues nothing again.
+    resumed = run_study(load_spec(path), n_trials=4, stream=None)
+    assert len(resumed.trials) == 4
+    assert sum("warm_start" in t.user_attrs for t in resumed.trials) == len(WARM_START_FACTORS)
+    assert all(t.state != TrialState.WAITING for t in resumed.trials)
+    assert optuna.load_study(study_name="t", storage=storage).user_attrs[WARM_START_ATTR]
+
+
+def test_with_several_schedulers_the_warm_start_trials_are_plrs(write_study) -> None:
+    path, _ = write_study(
+        n_trials=2,
+        schedulers='["constant", "plrs"]',
+        space_extra='warm_start = "range-test"\nallocation = "sampler"',
+    )
+    study = run_study(load_spec(path), stream=None)
+    assert [t.params["scheduler"] for t in study.trials] == ["plrs", "plrs"]
+
+
+@pytest.mark.parametrize(("momentum", "divisor"), [(0.0, 4.0), (0.75, 8.0), (0.9, 4 / 0.1**0.5)])
+def test_momentum_moves_the_first_trial_further_below_the_blow_up(momentum, divisor) -> None:
+    data = copy.deepcopy(VALID)
+    data["optimizer"] = {"name": "sgd", "momentum": momentum}
+    assert warm_start_divisor(StudySpec.from_dict(data)) == pytest.approx(divisor)
