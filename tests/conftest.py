@@ -37,13 +37,17 @@ name = "sgd"
 [space]
 schedulers = {schedulers}
 lr_max = {lr_max}
+{warm_start}
 {space_extra}
 """
 
 
 @pytest.fixture
 def write_study(tmp_path: Path) -> Callable[..., tuple[Path, str]]:
-    """Write a small study file; returns (path, storage URL)."""
+    """Write a small study file; returns (path, storage URL). ``warm_start``: the
+    ``[space] warm_start`` line (default ``"none"``: no range test before the first trial, so
+    a test about something else runs only its own trials; ``None``: the line left out, so the
+    default applies)."""
 
     def write(
         *,
@@ -57,6 +61,7 @@ def write_study(tmp_path: Path) -> Callable[..., tuple[Path, str]]:
         study_extra: str = "",
         space_extra: str = "",
         filename: str = "study.toml",
+        warm_start: str | None = "none",
     ) -> tuple[Path, str]:
         storage = f"sqlite:///{tmp_path / 'store.db'}"
         path = tmp_path / filename
@@ -72,6 +77,7 @@ def write_study(tmp_path: Path) -> Callable[..., tuple[Path, str]]:
                 lr_max=lr_max,
                 study_extra=study_extra,
                 space_extra=space_extra,
+                warm_start="" if warm_start is None else f'warm_start = "{warm_start}"',
             ),
             encoding="utf-8",
         )

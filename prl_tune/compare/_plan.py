@@ -82,7 +82,8 @@ class ComparisonPlan:
 
     def tuning_spec(self, scheduler: str, repeat: int) -> StudySpec:
         """One scheduler's tuning study: the same task, optimizer, sampler, pruning, rules and
-        memory, the space restricted to ``scheduler``, its own name, seed and trial budget
+        memory, the space restricted to ``scheduler`` and no warm start (``[space]
+        warm_start = "none"``, which only PLRS could use), its own name, seed and trial budget
         (:attr:`tuning_trials`; the step budget is handed to the runner)."""
         data = self.spec.to_dict()
         data["study"].update(
@@ -91,6 +92,9 @@ class ComparisonPlan:
             n_trials=self.tuning_trials,
         )
         data["space"]["schedulers"] = [scheduler]
+        # No warm start: the range test could place only PLRS's first trials and search, an
+        # advantage the baselines would not get.
+        data["space"].update(warm_start="none", warm_start_span=None)
         data.pop("comparison", None)
         return StudySpec.from_dict(data, source=self.spec.source)
 

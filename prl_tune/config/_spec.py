@@ -320,7 +320,8 @@ _LAYOUT: dict[str, dict[str, Any]] = {
         "lr": [1e-3, 1.0],
         "warmup_steps": 0,
         "allocation": "equal",
-        "warm_start": "none",
+        "warm_start": "range-test",
+        "warm_start_span": 64.0,
         # PLRS's hidden choices; unset (None) is the paper's: a uniform draw at every step.
         "plrs_draw_every": None,
         "plrs_distribution": None,
@@ -331,6 +332,8 @@ _LAYOUT: dict[str, dict[str, Any]] = {
     "comparison": _defaults(ComparisonSettings),
 }
 _REQUIRED = {"study": ("name", "n_trials"), "task": ("epochs",)}
+# Keys of a new study's warm start; a study stored before they existed is left without one.
+_WARM_START_KEYS = (("space", "warm_start"), ("space", "warm_start_span"))
 # Sections left out of the canonical dict when the file has none.
 _OPTIONAL_SECTIONS = ("comparison",)
 # Sections that are no part of a study's identity (a study may change them between runs).
@@ -438,6 +441,23 @@ class StudySpec:
         return tuple(self.space.schedulers)
 
     @property
+    def warm_start_span(self) -> float | None:
+        """``[space] warm_start_span``: with a warm start, search ``lr_max`` in a window this
+        many times wide around the first trial's (``None``: the file's range)."""
+        span = self.data["space"]["warm_start_span"]
+        return None if span is None else float(span)
+
+    def with_lr_max_range(self, lr_max: tuple[float, float]) -> StudySpec:
+        """The spec whose PLRS ``lr_max`` is searched in ``lr_max`` (a concrete space only)."""
+        if not isinstance(self.space, SchedulerSpace):
+            raise SpecError("[space] lr_max: a pending range test has no range to narrow yet.")
+        plrs = self.space.plrs.with_lr_max(lr_max)
+        space = SchedulerSpace(self.space.schedulers, plrs=plrs, lr=self.space.lr)
+        data = self.to_dict()
+        data["space"]["lr_max"] = list(plrs.lr_max)
+        return dataclasses.replace(self, space=space, data=data)
+
+    @property
     def warm_start(self) -> str:
         """``[space] warm_start``: ``"none"``, or ``"range-test"`` (the study's first trials
         are placed by its LR range test; see ``prl_tune.hosts``)."""
@@ -501,6 +521,7 @@ class StudySpec:
             warmup = integer("warmup_steps", space_fields["warmup_steps"], minimum=0)
             allocation = choice("allocation", space_fields["allocation"], ALLOCATIONS)
             choice("warm_start", space_fields["warm_start"], WARM_STARTS)
+            real("warm_start_span", space_fields["warm_start_span"], low=1.0, optional=True)
         with _section("ray"):
             ray = RaySettings(**sections["ray"])
         comparison = None
@@ -686,14 +707,16 @@ def parse_override(text_: str) -> tuple[str, Any]:
 def spec_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """The fields that differ between two ``to_dict()`` forms, ignoring run-time-only keys
     (``[ray]``, ``[comparison]`` and where and how ``[study]`` runs). A key that one form lacks
-    (a study stored before the key existed) counts as its default."""
+    (a study stored before the key existed) counts as its default, except the warm start's
+    keys: a study stored without them runs on without a warm start, whatever the file says
+    (the warm start only shapes a new study)."""
     ignore = {("study", key) for key in _RUN_TIME_STUDY_KEYS}
     diffs = []
     for section in sorted((set(stored) | set(current)) - set(_RUN_TIME_SECTIONS)):
         a, b = stored.get(section, {}), current.get(section, {})
         defaults = _LAYOUT.get(section, {})
         for key in sorted(set(a) | set(b)):
-            if (section, key) in ignore:
+            if (section, key) in ignore or ((section, key) in _WARM_START_KEYS and key not in a):
                 continue
             old, new = a.get(key, defaults.get(key)), b.get(key, defaults.get(key))
             if old != new:

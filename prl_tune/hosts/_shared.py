@@ -10,7 +10,7 @@ import optuna
 from prl_tune.config import StudySpec, run_range_test
 from prl_tune.schedulers import SCHEDULERS
 from prl_tune.space import PendingRangeTest, SchedulerSpace
-from prl_tune.store import record_range_test, resolve_lr_max, stored_range_test
+from prl_tune.store import SPEC_ATTR, record_range_test, resolve_lr_max, stored_range_test
 
 #: Study user attribute: the warm start's enqueued parameters (set once per study).
 WARM_START_ATTR = "prl_tune.warm_start"
@@ -53,32 +53,58 @@ def resolve_space(study: optuna.Study, spec: StudySpec, stream: IO[str] | None) 
     return resolved
 
 
-def warm_start(study: optuna.Study, spec: StudySpec, stream: IO[str] | None) -> None:
-    """With ``[space] warm_start = "range-test"``, enqueue the study's first trials from its LR
-    range test (run once per study, or the recorded one): PLRS (the first PLRS-family
-    scheduler of the space) with ``lr_max = min_loss_lr / d`` for each ``d`` of
-    :data:`WARM_START_DIVISORS` and ``lr_min = WARM_START_RATIO x lr_max``, each clipped into
-    the space; the sampler takes over after them. Done once per study (recorded as
-    :data:`WARM_START_ATTR`), on a study that has no trial yet; the caller holds the budget
-    lock, so commands started at once enqueue them once."""
-    if spec.warm_start == "none" or WARM_START_ATTR in study.user_attrs:
-        return
-    if study.get_trials(deepcopy=False) or not isinstance(spec.space, SchedulerSpace):
-        return
+def warm_start(study: optuna.Study, spec: StudySpec, stream: IO[str] | None) -> StudySpec:
+    """With ``[space] warm_start = "range-test"``, the study's LR range test (run once per
+    study, or the recorded one) places its first trials, and with ``warm_start_span`` its
+    search; returns the spec to run (``spec`` itself without a warm start).
+
+    The first trials are enqueued once per study, on a study that has no trial yet (recorded
+    as :data:`WARM_START_ATTR`; the caller holds the budget lock, so commands started at once
+    enqueue them once): PLRS (the first PLRS-family scheduler of the space) with
+    ``lr_max = min_loss_lr / (f x warm_start_divisor(spec))`` for each ``f`` of
+    :data:`WARM_START_FACTORS` and ``lr_min = WARM_START_RATIO x lr_max``, each clipped into
+    the space; the sampler takes over after them. The study's stored spec decides (a study
+    stored before the warm start existed gets none). With ``warm_start_span = S`` the ``lr_max``
+    range becomes ``[c / sqrt(S), c x sqrt(S)]`` around the first trial's ``c``, within the
+    file's range, on every run of the study (the same range, from the recorded test)."""
+    stored = study.user_attrs.get(SPEC_ATTR, {}).get("space", {})
+    span = stored.get("warm_start_span")  # the study's own (one stored before: none)
+    if stored.get("warm_start", "none") == "none" or not isinstance(spec.space, SchedulerSpace):
+        return spec
     plrs = next((n for n in spec.schedulers if SCHEDULERS[n].searches_bounds), None)
     if plrs is None:
-        return
+        return spec
     result = stored_range_test(study)
+    fresh = WARM_START_ATTR not in study.user_attrs and not study.get_trials(deepcopy=False)
     if result is None:
+        if not fresh:  # a study that ran before any warm start: left as it is
+            return spec
         if stream is not None:
             message = f"running the LR range test on {spec.task.name!r} for the warm start ..."
             print(message, file=stream, flush=True)
         result = run_range_test(spec)
         record_range_test(study, spec, result)
-    enqueued = []
+    centre = float(result.min_loss_lr) / warm_start_divisor(spec)
+    space = spec.space.plrs
+    if span is not None:
+        low, high = space.lr_max
+        half = math.sqrt(float(span))
+        window = (max(low, centre / half), min(high, centre * half))
+        if window[0] <= window[1]:  # else the file's range is kept: the test points outside it
+            spec = spec.with_lr_max_range(window)
+            space = space.with_lr_max(window)
+            if stream is not None:
+                print(
+                    f"lr_max searched in [{window[0]:.4g}, {window[1]:.4g}] (warm_start_span "
+                    f"{float(span):g} around the LR range test's {centre:.4g})",
+                    file=stream,
+                )
+    if not fresh:
+        return spec
+    enqueued: list[dict[str, Any]] = []
     for factor in WARM_START_FACTORS:
-        lr_max = float(result.min_loss_lr) / (factor * warm_start_divisor(spec))
-        params: dict[str, Any] = {**spec.space.plrs.params_for(WARM_START_RATIO * lr_max, lr_max)}
+        lr_max = centre / factor
+        params: dict[str, Any] = {**space.params_for(WARM_START_RATIO * lr_max, lr_max)}
         if len(spec.schedulers) > 1:
             params["scheduler"] = plrs
         if params not in enqueued:
@@ -86,5 +112,7 @@ def warm_start(study: optuna.Study, spec: StudySpec, stream: IO[str] | None) -> 
             enqueued.append(params)
     study.set_user_attr(WARM_START_ATTR, enqueued)
     if stream is not None:
-        shown = ", ".join(f"lr_max {p[spec.space.plrs.param_names[0]]:.4g}" for p in enqueued)
+        name = space.param_names[0]
+        shown = ", ".join(f"lr_max {p[name]:.4g}" for p in enqueued)
         print(f"warm start from the LR range test: first trials at {shown}", file=stream)
+    return spec

@@ -170,6 +170,12 @@ class PLRSSpace:
         renamed.prefix = prefix
         return renamed
 
+    def with_lr_max(self, lr_max: tuple[float, float]) -> PLRSSpace:
+        """The same space with another ``lr_max`` range, ``0 < low <= high``."""
+        changed = copy.copy(self)
+        changed.lr_max = number_range("lr_max", list(lr_max), low=0.0)
+        return changed
+
     @property
     def param_names(self) -> tuple[str, str]:
         """The two searched parameter names with the prefix: ``lr_max`` and ``lr_min_ratio``

@@ -44,6 +44,7 @@ params = {{ model = "mlp" }}
 
 [space]
 lr_max = [0.01, 20.0]
+warm_start = "none"                 # the whole wide range: some trials explode
 """,
         encoding="utf-8",
     )

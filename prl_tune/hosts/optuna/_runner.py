@@ -83,7 +83,7 @@ def run_study(
         lock = BudgetLock(spec.storage, spec.name)
         try:
             with lock:  # one command enqueues the first trials
-                warm_start(study, spec, stream)
+                spec = warm_start(study, spec, stream)
         finally:
             lock.close()
     steps = None

@@ -102,7 +102,7 @@ def run_study_ray(
         fail_orphans(study)
         resumable = _resumable(study)
         spec = resolve_space(study, spec, stream)
-        warm_start(study, spec, stream)
+        spec = warm_start(study, spec, stream)
         concurrency = _concurrency(ray, spec)
         done = len(study.get_trials(deepcopy=False))
         study = optuna.load_study(

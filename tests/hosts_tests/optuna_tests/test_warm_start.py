@@ -18,7 +18,7 @@ from prl_tune.hosts._shared import (
 )
 from prl_tune.hosts.optuna import run_study
 from prl_tune.space import PLRSSpace
-from prl_tune.store import stored_range_test
+from prl_tune.store import SPEC_ATTR, stored_range_test
 
 VALID = {
     "study": {"name": "s", "n_trials": 3, "storage": "sqlite:///x.db"},
@@ -30,8 +30,9 @@ VALID = {
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_warm_start_is_off_by_default_and_checked() -> None:
-    assert StudySpec.from_dict(VALID).warm_start == "none"
+def test_warm_start_is_on_by_default_and_checked() -> None:
+    spec = StudySpec.from_dict(VALID)
+    assert (spec.warm_start, spec.warm_start_span) == ("range-test", 64.0)
     data = copy.deepcopy(VALID)
     data["space"]["warm_start"] = "range_test"
     with pytest.raises(SpecError) as info:
@@ -39,6 +40,35 @@ def test_warm_start_is_off_by_default_and_checked() -> None:
     assert str(info.value).startswith(
         "[space] warm_start: must be one of ['none', 'range-test'] but got 'range_test'"
     )
+
+
+def test_a_study_stored_before_the_warm_start_resumes_without_one(write_study) -> None:
+    path, storage = write_study(n_trials=1)
+    run_study(load_spec(path), stream=None)
+    study = optuna.load_study(study_name="t", storage=storage)
+    old = study.user_attrs[SPEC_ATTR]
+    for key in ("warm_start", "warm_start_span"):
+        del old["space"][key]  # as an earlier prl_tune stored it
+    study.set_user_attr(SPEC_ATTR, old)
+    path.write_text(path.read_text().replace('warm_start = "none"', ""))  # today's defaults
+    resumed = run_study(load_spec(path), n_trials=3, stream=None)
+    assert stored_range_test(resumed) is None and WARM_START_ATTR not in resumed.user_attrs
+    for trial in resumed.trials:  # the file's range, no window, no enqueued trial
+        assert (trial.distributions["lr_max"].low, trial.distributions["lr_max"].high) == (
+            0.01,
+            0.5,
+        )
+        assert "warm_start" not in trial.user_attrs
+
+
+def test_compare_tunes_every_scheduler_without_a_warm_start() -> None:
+    from prl_tune.compare import plan_comparison
+
+    data = copy.deepcopy(VALID)
+    data["space"].update(schedulers=["plrs", "cosine"], warm_start="range-test")
+    plan = plan_comparison(StudySpec.from_dict(data))
+    for scheduler in plan.schedulers:
+        assert plan.tuning_spec(scheduler, 0).warm_start == "none"
 
 
 @pytest.mark.parametrize(
@@ -62,7 +92,9 @@ def test_params_for_decodes_to_the_nearest_bounds_in_the_space(
 
 def test_the_first_trials_come_from_the_range_test_once_per_study(write_study) -> None:
     path, storage = write_study(
-        n_trials=3, lr_max="[0.001, 1.0]", space_extra='warm_start = "range-test"'
+        n_trials=3,
+        lr_max="[0.001, 1.0]",
+        warm_start=None,  # the default
     )
     study = run_study(load_spec(path), stream=None)
     result = stored_range_test(study)
@@ -90,7 +122,8 @@ def test_with_several_schedulers_the_warm_start_trials_are_plrs(write_study) -> 
     path, _ = write_study(
         n_trials=2,
         schedulers='["constant", "plrs"]',
-        space_extra='warm_start = "range-test"\nallocation = "sampler"',
+        warm_start="range-test",
+        space_extra='allocation = "sampler"',
     )
     study = run_study(load_spec(path), stream=None)
     assert [t.params["scheduler"] for t in study.trials] == ["plrs", "plrs"]
@@ -101,3 +134,34 @@ def test_momentum_moves_the_first_trial_further_below_the_blow_up(momentum, divi
     data = copy.deepcopy(VALID)
     data["optimizer"] = {"name": "sgd", "momentum": momentum}
     assert warm_start_divisor(StudySpec.from_dict(data)) == pytest.approx(divisor)
+
+
+def test_warm_start_span_narrows_the_search_around_the_first_trial(write_study) -> None:
+    path, _ = write_study(
+        n_trials=4,
+        lr_max="[0.0001, 10.0]",
+        warm_start="range-test",
+        space_extra="warm_start_span = 16",
+    )
+    study = run_study(load_spec(path), stream=None)
+    result = stored_range_test(study)
+    assert result is not None
+    centre = result.min_loss_lr / warm_start_divisor(load_spec(path))
+    window = (centre / 4, centre * 4)
+    for trial in study.trials:  # every trial, enqueued or sampled, searched the window
+        distribution = trial.distributions["lr_max"]
+        assert (distribution.low, distribution.high) == pytest.approx(window)
+        assert window[0] <= trial.user_attrs["lr_max"] <= window[1]
+    resumed = run_study(load_spec(path), n_trials=5, stream=None)  # the same window again
+    last = max(resumed.trials, key=lambda t: t.number)
+    assert (last.distributions["lr_max"].low, last.distributions["lr_max"].high) == pytest.approx(
+        window
+    )
+
+
+@pytest.mark.parametrize("bad", [0.5, "wide", -1])
+def test_a_bad_warm_start_span_is_one_line(bad: object) -> None:
+    data = copy.deepcopy(VALID)
+    data["space"]["warm_start_span"] = bad
+    with pytest.raises(SpecError, match=r"^\[space\] warm_start_span: must be a finite number"):
+        StudySpec.from_dict(data)

@@ -65,6 +65,7 @@ epochs = {epochs}
 
 [space]
 lr_max = {lr_max}
+warm_start = "none"
 
 [ray]
 storage_path = "{tmp_path / "ray_results"}"
