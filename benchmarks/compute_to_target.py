@@ -16,16 +16,20 @@ Arms (:data:`ARMS`: each is what its study file adds to the common one, so an ar
 - ``optuna-tpe``, ``optuna-tpe+median``, ``optuna-tpe+hyperband``: plain Optuna, through
   prl_tune's Optuna host with the rules, the memory and the warm start off (only the loop's
   hard stop on a non-finite loss is left, as in ``pruning_waste.py``): prl_tune's TPE sampler
-  (multivariate,
-  ``min(10, trials // 3)`` start-up trials), no pruner / Optuna's ``MedianPruner`` defaults /
+  (multivariate, ``min(10, trials // 3)`` start-up trials), no pruner / Optuna's
+  ``MedianPruner`` defaults /
   ``HyperbandPruner`` (``min_resource=1``, ``reduction_factor=3``, ``max_resource`` = epochs).
 - ``ray-asha-random``: plain Ray Tune, through prl_tune's Ray host (``backend = "ray"``) with
   random search, Ray's ``ASHAScheduler`` (grace period 1 epoch, reduction factor 3), rules,
   memory and warm start off, one trial at a time on a local Ray of one CPU started once for
   the whole run (its wall seconds include Ray Tune's start of each study, about 6 s).
+- ``prl_tune-rules+memory``: the divergence rules and the unstable-range memory, no base pruner,
+  no warm start (prl_tune's defaults before the warm start).
+- ``prl_tune-warm-trials``: that, plus the warm start's first two trials from the LR range test
+  (``warm_start = "range-test"``), searching the file's whole ``lr_max`` range after them.
 - ``prl_tune-defaults``: what ``StudySpec.from_dict`` gives a user whose file sets only the
-  space: whatever the defaults are when the script runs (for the first baseline: rules on,
-  ``memory = "dominance"``, no base pruner, no warm start).
+  space: today the rules, the memory and the warm start with its 64x ``lr_max`` window
+  (``warm_start_span = 64``).
 
 Measures, per (family, arm, seed), the curve over trials in completion order of (cumulative
 optimizer steps, wall seconds since the study started, best-so-far), where the steps count
@@ -116,6 +120,10 @@ ARMS: dict[str, dict[str, dict[str, Any]]] = {
         "space": _PLAIN_SPACE,
         "pruning": {"base": "asha", "rules": False, "memory": "off"},
     },
+    # The defaults before the warm start: the divergence rules and the memory, no base pruner.
+    "prl_tune-rules+memory": {"space": _PLAIN_SPACE},
+    # Each lever on its own: the warm start's first trials alone, then with the search window.
+    "prl_tune-warm-trials": {"space": {"warm_start": "range-test", "warm_start_span": 0}},
     "prl_tune-defaults": {},
 }
 #: The arms the ratio column divides by (the best of them, by median steps to the target).

@@ -94,7 +94,7 @@ class ComparisonPlan:
         data["space"]["schedulers"] = [scheduler]
         # No warm start: the range test could place only PLRS's first trials and search, an
         # advantage the baselines would not get.
-        data["space"].update(warm_start="none", warm_start_span=None)
+        data["space"].update(warm_start="none", warm_start_span=0.0)
         data.pop("comparison", None)
         return StudySpec.from_dict(data, source=self.spec.source)
 

@@ -441,11 +441,10 @@ class StudySpec:
         return tuple(self.space.schedulers)
 
     @property
-    def warm_start_span(self) -> float | None:
+    def warm_start_span(self) -> float:
         """``[space] warm_start_span``: with a warm start, search ``lr_max`` in a window this
-        many times wide around the first trial's (``None``: the file's range)."""
-        span = self.data["space"]["warm_start_span"]
-        return None if span is None else float(span)
+        many times wide around the first trial's (0: the file's whole range)."""
+        return float(self.data["space"]["warm_start_span"])
 
     def with_lr_max_range(self, lr_max: tuple[float, float]) -> StudySpec:
         """The spec whose PLRS ``lr_max`` is searched in ``lr_max`` (a concrete space only)."""
@@ -521,7 +520,12 @@ class StudySpec:
             warmup = integer("warmup_steps", space_fields["warmup_steps"], minimum=0)
             allocation = choice("allocation", space_fields["allocation"], ALLOCATIONS)
             choice("warm_start", space_fields["warm_start"], WARM_STARTS)
-            real("warm_start_span", space_fields["warm_start_span"], low=1.0, optional=True)
+            span = real("warm_start_span", space_fields["warm_start_span"], low=0.0)
+            if 0.0 < span < 1.0:
+                raise ArgumentValueError(
+                    "warm_start_span",
+                    f"must be 0 (no window: the whole lr_max range) or >= 1 but got {span!r}.",
+                )
         with _section("ray"):
             ray = RaySettings(**sections["ray"])
         comparison = None

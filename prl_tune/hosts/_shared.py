@@ -68,7 +68,7 @@ def warm_start(study: optuna.Study, spec: StudySpec, stream: IO[str] | None) -> 
     range becomes ``[c / sqrt(S), c x sqrt(S)]`` around the first trial's ``c``, within the
     file's range, on every run of the study (the same range, from the recorded test)."""
     stored = study.user_attrs.get(SPEC_ATTR, {}).get("space", {})
-    span = stored.get("warm_start_span")  # the study's own (one stored before: none)
+    span = stored.get("warm_start_span") or 0.0  # the study's own (one stored before: none)
     if stored.get("warm_start", "none") == "none" or not isinstance(spec.space, SchedulerSpace):
         return spec
     plrs = next((n for n in spec.schedulers if SCHEDULERS[n].searches_bounds), None)
@@ -86,7 +86,7 @@ def warm_start(study: optuna.Study, spec: StudySpec, stream: IO[str] | None) -> 
         record_range_test(study, spec, result)
     centre = float(result.min_loss_lr) / warm_start_divisor(spec)
     space = spec.space.plrs
-    if span is not None:
+    if span >= 1.0:
         low, high = space.lr_max
         half = math.sqrt(float(span))
         window = (max(low, centre / half), min(high, centre * half))

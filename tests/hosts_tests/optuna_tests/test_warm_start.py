@@ -159,9 +159,31 @@ def test_warm_start_span_narrows_the_search_around_the_first_trial(write_study) 
     )
 
 
-@pytest.mark.parametrize("bad", [0.5, "wide", -1])
-def test_a_bad_warm_start_span_is_one_line(bad: object) -> None:
+@pytest.mark.parametrize(
+    ("bad", "rule"),
+    [
+        (0.5, "must be 0 (no window: the whole lr_max range) or >= 1 but got 0.5"),
+        ("wide", "must be a finite number >= 0 but got 'wide'"),
+        (-1, "must be a finite number >= 0 but got -1"),
+    ],
+)
+def test_a_bad_warm_start_span_is_one_line(bad: object, rule: str) -> None:
     data = copy.deepcopy(VALID)
     data["space"]["warm_start_span"] = bad
-    with pytest.raises(SpecError, match=r"^\[space\] warm_start_span: must be a finite number"):
+    with pytest.raises(SpecError) as info:
         StudySpec.from_dict(data)
+    assert str(info.value).startswith(f"[space] warm_start_span: {rule}")
+
+
+def test_warm_start_span_0_keeps_the_whole_range(write_study) -> None:
+    path, _ = write_study(
+        n_trials=3,
+        lr_max="[0.0001, 10.0]",
+        warm_start="range-test",
+        space_extra="warm_start_span = 0",
+    )
+    study = run_study(load_spec(path), stream=None)
+    assert len(study.user_attrs[WARM_START_ATTR]) == len(WARM_START_FACTORS)  # first trials
+    for trial in study.trials:
+        distribution = trial.distributions["lr_max"]
+        assert (distribution.low, distribution.high) == (0.0001, 10.0)

@@ -46,6 +46,7 @@ def _study(
     task_params: str = 'params = { model = "mlp" }',
     sampler: str = "tpe",
     extra: str = "",
+    warm_start: str = "none",
 ) -> tuple[Path, str]:
     storage = f"sqlite:///{tmp_path / 'store.db'}"
     path = tmp_path / f"{name}.toml"
@@ -65,7 +66,7 @@ epochs = {epochs}
 
 [space]
 lr_max = {lr_max}
-warm_start = "none"
+warm_start = "{warm_start}"
 
 [ray]
 storage_path = "{tmp_path / "ray_results"}"
@@ -173,6 +174,26 @@ def test_a_wide_range_on_a_cluster_is_stored_truthfully(cluster: str, tmp_path: 
     by = Counter(t.user_attrs["pruned_by"] for t in trials if t.state == TrialState.PRUNED)
     expected = ", ".join(f"{k} {by[k]}" for k in ("base", "memory", "rules") if by[k])
     assert f"pruned by: {expected}" in report.stdout
+
+
+def test_the_warm_start_places_the_first_trials_on_ray_too(cluster: str, tmp_path: Path) -> None:
+    path, storage = _study(
+        tmp_path,
+        name="warm",
+        n_trials=3,
+        epochs=1,
+        lr_max="[0.001, 1.0]",
+        warm_start="range-test",
+        extra="max_concurrent = 1",
+    )
+    run = _cli("tune", str(path), "--backend", "ray", "--address", cluster, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    study = optuna.load_study(study_name="warm", storage=storage)
+    enqueued = study.user_attrs["prl_tune.warm_start"]
+    first = sorted(study.trials, key=lambda t: t.number)[: len(enqueued)]
+    assert [t.params["lr_max"] for t in first] == [p["lr_max"] for p in enqueued]
+    assert all(t.user_attrs["warm_start"] is True for t in first)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
 
 
 def test_a_trial_whose_code_raises_is_fail_with_its_error(cluster: str, tmp_path: Path) -> None:
