@@ -16,7 +16,8 @@ from prl_tune.store import SPEC_ATTR, record_range_test, resolve_lr_max, stored_
 WARM_START_ATTR = "prl_tune.warm_start"
 #: ``[space] warm_start = "range-test"``: one first trial per factor ``f``, with ``lr_max`` the
 #: range test's loss-minimizing LR over ``f x`` :func:`warm_start_divisor` and
-#: ``lr_min = WARM_START_RATIO x lr_max`` (benchmarks/README.md, "Warm start").
+#: ``lr_min = WARM_START_RATIO x lr_max`` (README, "The warm start"; the measurements are in
+#: benchmarks/README.md, "Compute to a good configuration").
 WARM_START_FACTORS = (1.0, 2.0)
 WARM_START_RATIO = 0.7
 

@@ -78,14 +78,15 @@ def run_study(
             study = create_or_resume(spec)
     finally:
         lock.close()
-    spec = resolve_space(study, spec, stream)
-    if spec.warm_start != "none":
-        lock = BudgetLock(spec.storage, spec.name)
-        try:
-            with lock:  # one command enqueues the first trials
-                spec = warm_start(study, spec, stream)
-        finally:
-            lock.close()
+    with cpu_threads(spec.threads):  # a range test here runs as the trials do
+        spec = resolve_space(study, spec, stream)
+        if spec.warm_start != "none":
+            lock = BudgetLock(spec.storage, spec.name)
+            try:
+                with lock:  # one command enqueues the first trials
+                    spec = warm_start(study, spec, stream)
+            finally:
+                lock.close()
     steps = None
     if max_steps is not None:
         steps = StepBudget(max_steps, steps_per_trial(spec))
