@@ -4,7 +4,8 @@ trial is within one point of the best any arm found, for every arm in one run (i
 Users adopt prl_tune to spend fewer GPU hours finding good PLRS bounds; pruning unstable ranges
 is a means, compute to a good configuration is the end. Every arm searches the same space:
 PLRS with ``lr_max`` log-uniform over a wide range (``[1e-4, 1]`` for SGD with momentum 0.9,
-``[1e-3, 10]`` for plain SGD, as ``benchmarks/pruning_waste.py``'s ``OPTIMIZERS``) and
+``[1e-3, 10]`` for plain SGD, ``[1e-5, 0.1]`` for AdamW, as ``benchmarks/pruning_waste.py``'s
+``OPTIMIZERS``) and
 ``lr_min_ratio`` uniform in ``[0, 1]``, on the offline task families of
 ``benchmarks/task_families.py``, each at its batch size of :data:`FAMILIES` (``digits_mlp`` at
 batch 6 is the family with long epochs, 240 optimizer steps each, where stopping inside an
@@ -30,6 +31,9 @@ Arms (:data:`ARMS`: each is what its study file adds to the common one, so an ar
 - ``prl_tune-defaults``: what ``StudySpec.from_dict`` gives a user whose file sets only the
   space: today the rules, the memory and the warm start with its 64x ``lr_max`` window
   (``warm_start_span = 64``).
+- ``prl_tune-defaults+median``, ``prl_tune-defaults+hyperband``: the defaults with Optuna's
+  ``MedianPruner`` / ``HyperbandPruner`` (as in the plain arms) as the base pruner: multi-fidelity
+  over epochs, with the divergence rules still stopping a run inside any rung.
 
 Measures, per (family, arm, seed), the curve over trials in completion order of (cumulative
 optimizer steps, wall seconds since the study started, best-so-far), where the steps count
@@ -59,7 +63,7 @@ minus the best plain-Optuna final best in points (target >= -0.5).
     python benchmarks/compute_to_target.py --family sequence --arms optuna-tpe prl_tune-defaults
     python benchmarks/compute_to_target.py --report /tmp/ctt/baseline.json [more.json ...]
     python benchmarks/compute_to_target.py [--family F ...] [--seeds 5] [--trials 30]
-        [--epochs 12] [--arms NAME ...] [--optimizer sgd|momentum] [--json PATH]
+        [--epochs 12] [--arms NAME ...] [--optimizer sgd|momentum|adamw] [--json PATH]
 
 ``--report`` re-prints the tables from saved runs without training; several files are merged
 (a later file's run of the same family, arm and seed replaces an earlier one), so a new arm run
@@ -88,7 +92,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pruning_waste import OPTIMIZERS, FullRun, ground_truth
+from pruning_waste import OPTIMIZER_NAMES, OPTIMIZERS, FullRun, ground_truth
 from task_families import CHANCE
 from task_families import FAMILIES as TASKS
 
@@ -125,6 +129,10 @@ ARMS: dict[str, dict[str, dict[str, Any]]] = {
     # Each lever on its own: the warm start's first trials alone, then with the search window.
     "prl_tune-warm-trials": {"space": {"warm_start": "range-test", "warm_start_span": 0}},
     "prl_tune-defaults": {},
+    # Multi-fidelity on top of the defaults: a base pruner's rungs over epochs, the rules
+    # inside every rung.
+    "prl_tune-defaults+median": {"pruning": {"base": "median"}},
+    "prl_tune-defaults+hyperband": {"pruning": {"base": "hyperband"}},
 }
 #: The arms the ratio column divides by (the best of them, by median steps to the target).
 PLAIN_OPTUNA = ("optuna-tpe", "optuna-tpe+median", "optuna-tpe+hyperband")
@@ -202,6 +210,17 @@ def reached(points: Sequence[Point], target: float) -> Point | None:
     return None
 
 
+def unstable_until(run: Run, target: float) -> int:
+    """Steps in the run's unstable trials up to the trial that reached ``target`` (that trial
+    included), or in all of them when it never did."""
+    total = 0
+    for trial, point in zip(run.trials, curve(run), strict=True):
+        total += trial.steps if trial.unstable else 0
+        if math.isfinite(point.best) and point.best >= target:
+            break
+    return total
+
+
 def family_target(runs: Iterable[Run]) -> float:
     """The best final value of any run, minus :data:`TARGET_MARGIN`."""
     return max((final_best(run) for run in runs), default=-math.inf) - TARGET_MARGIN
@@ -219,6 +238,9 @@ class ArmSummary:
     worst_seconds: float
     mean_best: float  # over the seeds with a completed trial (nan if none)
     unstable_steps: float  # mean over seeds
+    # The part of them run until the target was reached (:func:`unstable_until`): the most a
+    # lever that only avoids unstable ranges could save of the steps to the target.
+    unstable_before: float
     stops: dict[str, float]  # mean trials per seed stopped by each cause
 
     @classmethod
@@ -239,6 +261,7 @@ class ArmSummary:
             unstable_steps=statistics.fmean(
                 sum(t.steps for t in run.trials if t.unstable) for run in runs
             ),
+            unstable_before=statistics.fmean(unstable_until(run, target) for run in runs),
             stops={
                 cause: statistics.fmean(
                     sum(t.stopped_by == cause for t in run.trials) for run in runs
@@ -523,8 +546,8 @@ def family_report(family: str, runs: Sequence[Run], settings: Mapping[str, Any])
     plain = best_plain(summaries)
     base = summaries[plain].median_steps if plain else math.nan
     info = settings["families"][family]
-    optimizer, lr_max = OPTIMIZERS[settings["optimizer"]]
-    name = "SGD momentum 0.9" if optimizer.get("momentum") else "plain SGD"
+    lr_max = OPTIMIZERS[settings["optimizer"]][1]
+    name = OPTIMIZER_NAMES[settings["optimizer"]]
     seeds = max(len(rs) for rs in by_arm.values())
     lines = [
         f"### {family}: batch {info['batch_size']} ({info['steps_per_epoch']} steps per epoch), "
@@ -533,8 +556,8 @@ def family_report(family: str, runs: Sequence[Run], settings: Mapping[str, Any])
         f"(best of all arms {target + TARGET_MARGIN:.4f} - {TARGET_MARGIN})",
         "",
         "| arm | seeds reaching | median steps to target | worst steps | median wall s "
-        "| worst wall s | mean final best | steps in unstable trials | stopped: memory / rules "
-        "/ non-finite / base | median / best plain Optuna |",
+        "| worst wall s | mean final best | steps in unstable trials (before the target) "
+        "| stopped: memory / rules / non-finite / base | median / best plain Optuna |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for arm, s in summaries.items():
@@ -542,7 +565,8 @@ def family_report(family: str, runs: Sequence[Run], settings: Mapping[str, Any])
         lines.append(
             f"| {arm}{' (best plain)' if arm == plain else ''} | {s.reached}/{s.seeds} "
             f"| {_count(s.median_steps)} | {_count(s.worst_steps)} | {_secs(s.median_seconds)} "
-            f"| {_secs(s.worst_seconds)} | {s.mean_best:.4f} | {s.unstable_steps:,.0f} | {stops} "
+            f"| {_secs(s.worst_seconds)} | {s.mean_best:.4f} "
+            f"| {s.unstable_steps:,.0f} ({s.unstable_before:,.0f}) | {stops} "
             f"| {_ratio(ratio(s.median_steps, base))} |"
         )
     lines.append("")

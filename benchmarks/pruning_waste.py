@@ -3,8 +3,8 @@
 Per task family of ``benchmarks/task_families.py`` (all of them through the same path, the user
 task ``"task_families:<family>"`` with ``{"batch_size": B}``): the same TPE sampler and seeds,
 a wide space (``lr_max`` log-uniform over [1e-3, 10] for plain SGD, over [1e-4, 1] for SGD with
-momentum 0.9, whose effective learning rate is about ten times larger; ``lr_min`` a uniform
-fraction of it), several seeds, all arms in one run:
+momentum 0.9, whose effective learning rate is about ten times larger, over [1e-5, 0.1] for
+AdamW; ``lr_min`` a uniform fraction of it), several seeds, all arms in one run:
 
   (a) no pruner                 (b) Optuna MedianPruner (defaults)   (c) Optuna HyperbandPruner
   (d) prl_tune rules only       (e) rules + memory                   (f) (e) wrapping MedianPruner
@@ -49,7 +49,7 @@ and the dead-from-start trials over one epoch of each prl_tune arm, summed over 
     python benchmarks/pruning_waste.py --family digits_cnn
     python benchmarks/pruning_waste.py --family sequence --optimizer momentum
     python benchmarks/pruning_waste.py --family digits_cnn --family sequence --optimizer momentum
-    python benchmarks/pruning_waste.py [--family F ...] [--optimizer sgd|momentum]
+    python benchmarks/pruning_waste.py [--family F ...] [--optimizer sgd|momentum|adamw]
         [--batch-size 16] [--seeds 3] [--trials 30] [--epochs 8] [--arms NAME ...]
         [--check-every N]
 
@@ -92,7 +92,10 @@ CLASSIFIERS = [family for family in FAMILIES if family != "regression"]
 OPTIMIZERS: dict[str, tuple[dict[str, Any], tuple[float, float]]] = {
     "sgd": ({"name": "sgd"}, (1e-3, 10.0)),
     "momentum": ({"name": "sgd", "momentum": 0.9}, (1e-4, 1.0)),
+    "adamw": ({"name": "adamw"}, (1e-5, 0.1)),
 }
+#: How the tables name each ``--optimizer``.
+OPTIMIZER_NAMES = {"sgd": "plain SGD", "momentum": "SGD momentum 0.9", "adamw": "AdamW"}
 LEARNED_MARGIN = 0.1  # above chance accuracy + this: the trial learned
 
 
@@ -313,10 +316,10 @@ def run_family(family: str, args: argparse.Namespace, folder: Path) -> dict[str,
 
 def report(family: str, args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
     mean = statistics.fmean
-    section, lr_max = OPTIMIZERS[args.optimizer]
+    lr_max = OPTIMIZERS[args.optimizer][1]
     chance_loss = CHANCE[family]
     assert chance_loss is not None
-    optimizer = "SGD momentum 0.9" if section.get("momentum") else "plain SGD"
+    optimizer = OPTIMIZER_NAMES[args.optimizer]
     print(
         f"\n### {family}: {optimizer}, batch {args.batch_size}, lr_max log-uniform "
         f"[{lr_max[0]:g}, {lr_max[1]:g}], {args.seeds} seeds x {args.trials} trials x "

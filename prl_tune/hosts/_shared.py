@@ -14,21 +14,46 @@ from prl_tune.store import SPEC_ATTR, record_range_test, resolve_lr_max, stored_
 
 #: Study user attribute: the warm start's enqueued parameters (set once per study).
 WARM_START_ATTR = "prl_tune.warm_start"
+#: Study user attribute: the warm start's ``lr_max`` centre, ``min_loss_lr`` over the divisor
+#: (set once per study, so the window stays the same whatever a later version's divisor is).
+WARM_CENTRE_ATTR = "prl_tune.warm_start_centre"
 #: ``[space] warm_start = "range-test"``: one first trial per factor ``f``, with ``lr_max`` the
 #: range test's loss-minimizing LR over ``f x`` :func:`warm_start_divisor` and
 #: ``lr_min = WARM_START_RATIO x lr_max`` (README, "The warm start"; the measurements are in
 #: benchmarks/README.md, "Compute to a good configuration").
 WARM_START_FACTORS = (1.0, 2.0)
 WARM_START_RATIO = 0.7
+#: :func:`warm_start_divisor` for AdamW (measured, as the others: README, "The warm start").
+ADAMW_DIVISOR = 16.0
 
 
 def warm_start_divisor(spec: StudySpec) -> float:
-    """How far below the range test's loss-minimizing LR the first trial's ``lr_max`` is: 4
-    (the test's own ``suggested_lr_max``, chosen on plain SGD), times ``1 / sqrt(1 - m)`` for
-    SGD with momentum ``m`` (heavy-ball steps grow towards ``lr / (1 - m)``, more than the
-    test's short ramp lets them; 12.6 for ``m = 0.9``)."""
+    """How far below the range test's loss-minimizing LR the first trial's ``lr_max`` is. SGD:
+    4 (the test's own ``suggested_lr_max``, chosen on plain SGD), times ``1 / sqrt(1 - m)``
+    with momentum ``m`` (heavy-ball steps grow towards ``lr / (1 - m)``, more than the test's
+    short ramp lets them; 12.6 for ``m = 0.9``). AdamW: :data:`ADAMW_DIVISOR`."""
+    if spec.optimizer.name == "adamw":
+        return ADAMW_DIVISOR
+    return 4.0 / math.sqrt(1.0 - spec.optimizer.momentum)
+
+
+def _legacy_divisor(spec: StudySpec) -> float:
+    """The divisor of the prl_tune versions that recorded no centre (AdamW: 4)."""
     momentum = spec.optimizer.momentum if spec.optimizer.name == "sgd" else 0.0
     return 4.0 / math.sqrt(1.0 - momentum)
+
+
+def _warm_centre(study: optuna.Study, spec: StudySpec, min_loss_lr: float) -> float:
+    """The study's recorded centre; for a study whose warm start ran before centres were
+    recorded, the divisor it ran with; else a new centre, recorded."""
+    recorded = study.user_attrs.get(WARM_CENTRE_ATTR)
+    if isinstance(recorded, int | float) and not isinstance(recorded, bool):
+        return float(recorded)
+    if WARM_START_ATTR in study.user_attrs:
+        return min_loss_lr / _legacy_divisor(spec)
+    centre = min_loss_lr / warm_start_divisor(spec)
+    study.set_user_attr(WARM_CENTRE_ATTR, centre)
+    return centre
 
 
 def with_overrides(spec: StudySpec, **overrides: Any) -> StudySpec:
@@ -85,7 +110,7 @@ def warm_start(study: optuna.Study, spec: StudySpec, stream: IO[str] | None) -> 
             print(message, file=stream, flush=True)
         result = run_range_test(spec)
         record_range_test(study, spec, result)
-    centre = float(result.min_loss_lr) / warm_start_divisor(spec)
+    centre = _warm_centre(study, spec, float(result.min_loss_lr))
     space = spec.space.plrs
     if span >= 1.0:
         low, high = space.lr_max

@@ -63,6 +63,17 @@ def test_setup_steps_come_before_the_first_trial() -> None:
     assert ctt.reached(ctt.curve(run), 0.75) == Point(300, 1.0, 0.75)
 
 
+def test_unstable_steps_before_the_target_stop_at_the_trial_that_reached_it() -> None:
+    run = _run(
+        _trial(0, 40, stopped_by="rules", unstable=True),
+        _trial(1, 100, 0.6),  # reaches 0.5
+        _trial(2, 30, stopped_by="rules", unstable=True),
+    )
+    assert ctt.unstable_until(run, 0.5) == 40
+    assert ctt.unstable_until(run, 0.7) == 70  # never reached: every unstable trial
+    assert ArmSummary.of([run, run], target=0.5).unstable_before == 40
+
+
 def test_a_value_equal_to_the_target_reaches_it_and_a_later_tie_does_not_move_it() -> None:
     run = _run(_trial(0, 10, 0.5), _trial(1, 10, 0.75), _trial(2, 10, 0.75))
     assert ctt.reached(ctt.curve(run), 0.75) == Point(20, 2.0, 0.75)
@@ -94,6 +105,7 @@ def test_the_summary_counts_unstable_steps_and_stops_per_seed() -> None:
     ]
     summary = ArmSummary.of(runs, target=0.5)
     assert summary.unstable_steps == 50
+    assert summary.unstable_before == 50  # neither reached the target: all of them count
     assert summary.stops == {"memory": 0.5, "rules": 0.5, "non-finite": 0.5, "base": 0.0}
     assert math.isnan(summary.mean_best)
 
@@ -167,3 +179,28 @@ def test_a_tiny_real_run_of_two_arms(tmp_path: Path) -> None:
     }
     text = ctt.report(runs, settings)
     assert "| optuna-tpe (best plain) |" in text and "| prl_tune-defaults |" in text
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adamw"])
+def test_every_arm_is_a_valid_study_for_every_optimizer(tmp_path: Path, optimizer: str) -> None:
+    from prl_tune.config import StudySpec
+    from prl_tune.stability import StabilityRules
+
+    for name, arm in ctt.ARMS.items():
+        data = ctt.study_dict(
+            arm,
+            family="digits_mlp",
+            seed=3,
+            trials=4,
+            epochs=2,
+            optimizer=optimizer,
+            folder=tmp_path,
+        )
+        spec = StudySpec.from_dict(data)
+        assert spec.optimizer.name == ("adamw" if optimizer == "adamw" else "sgd"), name
+        assert spec.seed == 3 and spec.n_trials == 4, name
+        plain = name.startswith(("optuna-", "ray-"))
+        assert (spec.warm_start == "none") == (plain or name == "prl_tune-rules+memory"), name
+        if name.startswith("prl_tune-defaults+"):  # the defaults, and a base pruner's rungs
+            assert spec.pruning.base == name.split("+")[1], name
+            assert spec.rules == StabilityRules() and spec.pruning.memory == "dominance", name

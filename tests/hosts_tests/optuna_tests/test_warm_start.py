@@ -4,6 +4,7 @@ once per study, inside the space; the sampler takes over after them."""
 from __future__ import annotations
 
 import copy
+import sqlite3
 
 import optuna
 import pytest
@@ -11,6 +12,8 @@ from optuna.trial import TrialState
 
 from prl_tune.config import SpecError, StudySpec, load_spec
 from prl_tune.hosts._shared import (
+    ADAMW_DIVISOR,
+    WARM_CENTRE_ATTR,
     WARM_START_ATTR,
     WARM_START_FACTORS,
     WARM_START_RATIO,
@@ -134,6 +137,40 @@ def test_momentum_moves_the_first_trial_further_below_the_blow_up(momentum, divi
     data = copy.deepcopy(VALID)
     data["optimizer"] = {"name": "sgd", "momentum": momentum}
     assert warm_start_divisor(StudySpec.from_dict(data)) == pytest.approx(divisor)
+
+
+def test_adamw_starts_further_below_the_range_tests_minimum_than_plain_sgd() -> None:
+    data = copy.deepcopy(VALID)
+    data["optimizer"] = {"name": "adamw"}
+    assert warm_start_divisor(StudySpec.from_dict(data)) == ADAMW_DIVISOR == 16.0
+
+
+def test_the_centre_is_recorded_and_an_older_study_keeps_the_divisor_it_ran_with(
+    write_study, tmp_path
+) -> None:
+    path, _ = write_study(
+        n_trials=2,
+        lr_max="[0.00001, 10.0]",
+        warm_start="range-test",
+        space_extra="warm_start_span = 16",
+    )
+    path.write_text(path.read_text().replace('name = "sgd"', 'name = "adamw"'))
+    study = run_study(load_spec(path), stream=None)
+    result = stored_range_test(study)
+    assert result is not None
+    centre = result.min_loss_lr / ADAMW_DIVISOR
+    assert study.user_attrs[WARM_CENTRE_ATTR] == pytest.approx(centre)
+    first = min(study.trials, key=lambda t: t.number)
+    assert first.user_attrs["lr_max"] == pytest.approx(centre)
+    # The store of a prl_tune that recorded no centre (and divided by 4 under AdamW):
+    with sqlite3.connect(tmp_path / "store.db") as db:
+        db.execute("DELETE FROM study_user_attributes WHERE key = ?", (WARM_CENTRE_ATTR,))
+    resumed = run_study(load_spec(path), n_trials=3, stream=None)
+    legacy = result.min_loss_lr / 4
+    last = max(resumed.trials, key=lambda t: t.number)
+    distribution = last.distributions["lr_max"]
+    assert (distribution.low, distribution.high) == pytest.approx((legacy / 4, legacy * 4))
+    assert WARM_CENTRE_ATTR not in resumed.user_attrs  # nothing stored is rewritten
 
 
 def test_warm_start_span_narrows_the_search_around_the_first_trial(write_study) -> None:
