@@ -92,7 +92,8 @@ def warm_start(study: optuna.Study, spec: StudySpec, stream: IO[str] | None) -> 
     the space; the sampler takes over after them. The study's stored spec decides (a study
     stored before the warm start existed gets none). With ``warm_start_span = S`` the ``lr_max``
     range becomes ``[c / sqrt(S), c x sqrt(S)]`` around the first trial's ``c``, within the
-    file's range, on every run of the study (the same range, from the recorded test)."""
+    file's range, on every run of the study: ``c`` is recorded with the study
+    (:data:`WARM_CENTRE_ATTR`), so a later divisor never moves a stored study's range."""
     stored = study.user_attrs.get(SPEC_ATTR, {}).get("space", {})
     span = stored.get("warm_start_span") or 0.0  # the study's own (one stored before: none)
     if stored.get("warm_start", "none") == "none" or not isinstance(spec.space, SchedulerSpace):
