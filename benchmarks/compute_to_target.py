@@ -5,8 +5,7 @@ Users adopt prl_tune to spend fewer GPU hours finding good PLRS bounds; pruning 
 is a means, compute to a good configuration is the end. Every arm searches the same space:
 PLRS with ``lr_max`` log-uniform over a wide range (``[1e-4, 1]`` for SGD with momentum 0.9,
 ``[1e-3, 10]`` for plain SGD, ``[1e-5, 0.1]`` for AdamW, as ``benchmarks/pruning_waste.py``'s
-``OPTIMIZERS``) and
-``lr_min_ratio`` uniform in ``[0, 1]``, on the offline task families of
+``OPTIMIZERS``) and ``lr_min_ratio`` uniform in ``[0, 1]``, on the offline task families of
 ``benchmarks/task_families.py``, each at its batch size of :data:`FAMILIES` (``digits_mlp`` at
 batch 6 is the family with long epochs, 240 optimizer steps each, where stopping inside an
 epoch should matter). A seed is the study's seed: the sampler's and the training's (model

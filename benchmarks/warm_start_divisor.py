@@ -33,7 +33,7 @@ from pruning_waste import OPTIMIZER_NAMES, OPTIMIZERS
 from task_families import FAMILIES as TASKS
 
 from prl_tune.lr_finder import range_test_task
-from prl_tune.training import OptimizerConfig, train
+from prl_tune.training import OptimizerConfig, TaskData, train
 
 DIVISORS = (1, 2, 4, 8, 16, 32, 64)
 RATIO = 0.7  # the warm start's lr_min / lr_max
@@ -42,21 +42,21 @@ RATIO = 0.7  # the warm start's lr_min / lr_max
 Scores = dict[tuple[str, int, int], float]
 
 
+def _task(family: str, seed: int) -> TaskData:
+    return TASKS[family](seed=seed, device=torch.device("cpu"), batch_size=FAMILIES[family])
+
+
 def run_ladder(optimizer: OptimizerConfig, families: list[str], seeds: int, epochs: int) -> Scores:
     scores: Scores = {}
     for family in families:
         for seed in range(seeds):
-
-            def task(family: str = family, seed: int = seed):  # type: ignore[no-untyped-def]
-                return TASKS[family](
-                    seed=seed, device=torch.device("cpu"), batch_size=FAMILIES[family]
-                )
-
-            test = range_test_task(task(), optimizer=optimizer, seed=seed, device="cpu")
+            test = range_test_task(
+                _task(family, seed), optimizer=optimizer, seed=seed, device="cpu"
+            )
             for divisor in DIVISORS:
                 lr_max = float(test.min_loss_lr) / divisor
                 result = train(
-                    task(),
+                    _task(family, seed),
                     epochs=epochs,
                     scheduler_params={"lr_min": RATIO * lr_max, "lr_max": lr_max},
                     optimizer=optimizer,
