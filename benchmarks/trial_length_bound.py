@@ -230,21 +230,21 @@ def early_stop_table(curves: list[Curve], target: float, max_steps: int) -> list
         lost_best = [
             max(c.accuracy) - max(c.accuracy[:e]) for c, e in zip(grid, stops, strict=True)
         ]
-        cells = []
-        for warm in (False, True):
-            reached = {"last": 0, "best": 0}
-            for seed in seeds:
-                # A stopped trial completes with its last epoch's value, or its best epoch's
-                # (``[study] value = "best"``).
-                values: dict[str, list[float]] = {"last": [], "best": []}
-                for c in full:
-                    epoch = stop_epoch(c.accuracy, patience)
-                    if c.seed == seed and c.warm == warm and c.steps(epoch) <= max_steps:
-                        values["last"].append(c.accuracy[epoch - 1])
-                        values["best"].append(max(c.accuracy[:epoch]))
-                for kind, found in values.items():
-                    reached[kind] += any(v >= target for v in found)
-            cells.append(f"{reached['last']}/{len(seeds)} / {reached['best']}/{len(seeds)}")
+        # Per (warm, seed), the values a stopped run completes with within ``max_steps``: its
+        # last epoch's, or its best epoch's (``[study] value = "best"``).
+        last: dict[tuple[bool, int], list[float]] = {}
+        best: dict[tuple[bool, int], list[float]] = {}
+        for c in full:
+            epoch = stop_epoch(c.accuracy, patience)
+            if c.steps(epoch) <= max_steps:
+                last.setdefault((c.warm, c.seed), []).append(c.accuracy[epoch - 1])
+                best.setdefault((c.warm, c.seed), []).append(max(c.accuracy[:epoch]))
+
+        def count(values: dict[tuple[bool, int], list[float]], warm: bool) -> str:
+            hits = sum(any(v >= target for v in values.get((warm, s), [])) for s in seeds)
+            return f"{hits}/{len(seeds)}"
+
+        cells = [f"{count(last, warm)} / {count(best, warm)}" for warm in (False, True)]
         lines.append(
             f"| no new best for {patience} epochs | {statistics.fmean(stops):.2f} | "
             f"{100 * statistics.fmean(lost_last):+.2f} | {100 * statistics.fmean(lost_best):+.2f} "

@@ -33,6 +33,15 @@ def _trial(
     )
 
 
+#: What a --json file records of a tiny run: two 1-epoch trials on digits_cnn.
+_SETTINGS = {
+    "optimizer": "momentum",
+    "trials": 2,
+    "epochs": 1,
+    "families": {"digits_cnn": {"batch_size": 32, "steps_per_epoch": 45}},
+}
+
+
 def _run(*trials: TrialRecord, arm: str = "optuna-tpe", seed: int = 0, setup: int = 0) -> Run:
     return Run("digits_cnn", arm, seed, setup, 10.0, trials)
 
@@ -127,13 +136,7 @@ def test_the_ratio_divides_by_the_plain_optuna_arm_that_reached_the_target_first
     assert ctt.ratio(summaries["prl_tune-defaults"].median_steps, 300) == 0.5
     assert math.isinf(ctt.ratio(summaries["ray-asha-random"].median_steps, 300))
     assert math.isnan(ctt.ratio(300, math.inf))
-    settings = {
-        "optimizer": "momentum",
-        "trials": 2,
-        "epochs": 1,
-        "families": {"digits_cnn": {"batch_size": 32, "steps_per_epoch": 45}},
-    }
-    text = ctt.report(runs, settings)
+    text = ctt.report(runs, _SETTINGS)
     assert "| optuna-tpe+median (best plain) | 1/1 | 300 | 300 |" in text
     assert "| ray-asha-random | 0/1 | not reached | not reached |" in text
     assert "defaults / best plain Optuna (optuna-tpe+median) = 0.50 (target <= 0.5)" in text
@@ -171,13 +174,7 @@ def test_a_tiny_real_run_of_two_arms(tmp_path: Path) -> None:
     assert runs[0].setup_steps == 0  # the plain arm runs no range test
     for run in runs:  # a range test's steps (a warm start's) come before the first trial
         assert ctt.curve(run)[0].steps == run.setup_steps + run.trials[0].steps
-    settings = {
-        "optimizer": "momentum",
-        "trials": 2,
-        "epochs": 1,
-        "families": {"digits_cnn": {"batch_size": 32, "steps_per_epoch": 45}},
-    }
-    text = ctt.report(runs, settings)
+    text = ctt.report(runs, _SETTINGS)
     assert "| optuna-tpe (best plain) |" in text and "| prl_tune-defaults |" in text
 
 
